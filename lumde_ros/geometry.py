@@ -1,0 +1,83 @@
+"""Camera geometry shared by inference, point clouds and (later) training.
+
+Pixel convention: integer pixel coordinates address pixel centres, as in ROS CameraInfo and
+OpenCV, so resizing an image by s maps a coordinate u to (u + 0.5) * s - 0.5. Writing the
+intrinsics scaling once here keeps `depth/camera_info`, the point cloud and training consistent.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics of an image of `width` x `height` pixels (fx, fy, cx, cy in pixels)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def resized(self, width: int, height: int) -> Intrinsics:
+        """The intrinsics of this image resized (any aspect ratio) to `width` x `height`."""
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(fx=self.fx * sx, fy=self.fy * sy,
+                          cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5,
+                          width=width, height=height)
+
+    def cropped(self, x_offset: int, y_offset: int, width: int, height: int) -> Intrinsics:
+        """The intrinsics of the `width` x `height` window starting at (x_offset, y_offset)."""
+        return Intrinsics(fx=self.fx, fy=self.fy, cx=self.cx - x_offset, cy=self.cy - y_offset,
+                          width=width, height=height)
+
+    def matrix(self) -> np.ndarray:
+        """3x3 camera matrix K."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def is_valid(self) -> bool:
+        """Finite, positive focal lengths and a non-empty image."""
+        values = (self.fx, self.fy, self.cx, self.cy)
+        return (all(math.isfinite(v) for v in values) and self.fx > 0 and self.fy > 0
+                and self.width > 0 and self.height > 0)
+
+    @staticmethod
+    def from_hfov(width: int, height: int, hfov_deg: float) -> Intrinsics:
+        """Square pixels, centred principal point, horizontal field of view `hfov_deg`."""
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return Intrinsics(fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0,
+                          width=width, height=height)
+
+
+def pixel_rays(intrinsics: Intrinsics, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised ray coordinates of every `stride`-th pixel: x/z per column (W',), y/z per row
+    (H',), float32. A pinhole ray grid is separable, so back-projection is two broadcasts."""
+    us = np.arange(0, intrinsics.width, stride, dtype=np.float64)
+    vs = np.arange(0, intrinsics.height, stride, dtype=np.float64)
+    return (((us - intrinsics.cx) / intrinsics.fx).astype(np.float32),
+            ((vs - intrinsics.cy) / intrinsics.fy).astype(np.float32))
+
+
+def project(points: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """Project camera-frame points (N, 3), z forward, to pixel coordinates (N, 2)."""
+    z = points[:, 2]
+    return np.stack([intrinsics.fx * points[:, 0] / z + intrinsics.cx,
+                     intrinsics.fy * points[:, 1] / z + intrinsics.cy], axis=1)
+
+
+def backproject(depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """Depth (H, W) metres along optical Z to camera-frame points (H, W, 3); NaN stays NaN."""
+    rx, ry = pixel_rays(intrinsics)
+    return np.stack([depth * rx[None, :], depth * ry[:, None], depth], axis=-1)
+
+
+def disp_to_depth(disp: torch.Tensor, near_m: float, far_m: float) -> torch.Tensor:
+    """Map a sigmoid disparity in [0, 1] linearly onto inverse depth in [1/far_m, 1/near_m] and
+    return depth in metres (before any metric scale), as in Monodepth2's `disp_to_depth`."""
+    min_inv, max_inv = 1.0 / far_m, 1.0 / near_m
+    return 1.0 / (min_inv + (max_inv - min_inv) * disp)

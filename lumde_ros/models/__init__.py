@@ -1,0 +1,67 @@
+"""Depth networks, built by architecture name from plain numbers (as stored in checkpoints)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumde_ros.errors import ModelLoadError
+from lumde_ros.geometry import disp_to_depth
+from lumde_ros.models.student import DepthNetOutput, StudentDepthNet
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"student": StudentDepthNet}
+
+__all__ = ["ARCHITECTURES", "DepthNetOutput", "MetricDepth", "StudentDepthNet", "build_depth_net",
+           "count_macs"]
+
+
+def build_depth_net(arch: str, arch_config: dict[str, Any]) -> nn.Module:
+    """Instantiate architecture `arch` with keyword arguments `arch_config`."""
+    if arch not in ARCHITECTURES:
+        raise ModelLoadError(f"unknown architecture '{arch}'; this version knows "
+                             f"{sorted(ARCHITECTURES)}; update lumde_ros or re-export the model")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arch_config.items()}
+    try:
+        return ARCHITECTURES[arch](**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ModelLoadError(f"architecture '{arch}' rejects config {arch_config}: {err}") from err
+
+
+class MetricDepth(nn.Module):
+    """Serving form of a depth network: RGB [0, 1] (B, 3, H, W) in, depth (B, 1, H, W) out,
+    times `scale` (metres per network unit). This is what inference runs and export writes."""
+
+    def __init__(self, net: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.net, self.scale = net, float(scale)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        disp = self.net(image).disps[0]
+        return disp_to_depth(disp, self.net.near_m, self.net.far_m) * self.scale
+
+
+def count_macs(net: nn.Module, width: int, height: int) -> int:
+    """Multiply-accumulates of one forward pass at `width` x `height` (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(torch.zeros(1, 3, height, width))
+    return counter.get_total_flops() // 2
+
+
+def fuse_for_inference(net: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm into the conv before it (in place; returns `net`).
+    BatchNorm on its own costs as much as the depthwise convs on a CPU."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net.eval()
+    for module in net.modules():
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                conv, bn = module[i], module[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(conv, bn)
+                    module[i + 1] = nn.Identity()
+    return net

@@ -1,0 +1,53 @@
+"""Small building blocks shared by the depth networks (plain torch, ONNX-exportable)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Images enter every network as RGB in [0, 1]; this fixed affine map centres them (the
+# ImageNet-like statistics Monodepth2 uses) so exported models take the same [0, 1] input.
+IMAGE_MEAN = 0.45
+IMAGE_STD = 0.225
+
+
+def conv_bn_act(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1,
+                act: bool = True) -> nn.Sequential:
+    """Conv, batch norm and (optionally) ReLU6, padded to keep size / stride."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def separable_conv(c_in: int, c_out: int) -> nn.Sequential:
+    """Depthwise 3x3 then pointwise 1x1: about 1/9 of a dense 3x3's multiply-adds."""
+    return nn.Sequential(conv_bn_act(c_in, c_in, 3, groups=c_in), conv_bn_act(c_in, c_out, 1))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: expand 1x1, depthwise 3x3 (stride), linear project 1x1, residual."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        self.body = nn.Sequential(
+            conv_bn_act(c_in, hidden, 1),
+            conv_bn_act(hidden, hidden, 3, stride, groups=hidden),
+            conv_bn_act(hidden, c_out, 1, act=False))
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        return x + out if self.residual else out
+
+
+def normalize_image(image: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] (B, 3, H, W) to the centred range the encoders are trained on."""
+    return (image - IMAGE_MEAN) / IMAGE_STD
+
+
+def upsample2(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour x2 upsampling (cheap, exports to a plain ONNX Resize)."""
+    return nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")

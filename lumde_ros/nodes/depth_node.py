@@ -1,0 +1,363 @@
+"""depth_node: camera images in, metric depth, its CameraInfo and a point cloud out.
+
+Subscribes: `image` (sensor_msgs/Image) or `image/compressed` (sensor_msgs/CompressedImage),
+`camera_info`. Publishes: `depth/image` (32FC1, metres), `depth/camera_info`, `points`
+(PointCloud2), `depth/colored` (rgb8), `/diagnostics`. Parameters: config/depth.yaml.
+
+Threading: the camera callback only keeps the newest frame in a one-slot buffer (overwriting,
+and counting, frames inference had no time for); a guard condition wakes inference in its own
+callback group, so parameters and services stay responsive while the network runs.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from lumde_ros.checkpoint import load_checkpoint, untrained_student
+from lumde_ros.config import node_defaults
+from lumde_ros.errors import ConfigError, IntrinsicsError, LumdeError
+from lumde_ros.geometry import Intrinsics
+from lumde_ros.inference import SCALE_MODES, DepthScale, Predictor, resolve_scale
+from lumde_ros.nodes.params import ParamSpec, declare_parameters
+from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, choose_reliability, \
+    offered_reliabilities, profile
+from lumde_ros.nodes.throttle import Throttle
+from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image, pinhole_camera_info
+from lumde_ros.ros.diagnostics import FrameStats, diagnostic_array
+from lumde_ros.ros.image import colorize_depth, compressed_to_rgb, depth_to_image, \
+    image_to_rgb, rgb_to_image
+from lumde_ros.ros.pointcloud import CloudBuilder
+
+NODE_NAME = "depth_node"
+DIAGNOSTIC_NAME = f"lumde_ros: {NODE_NAME}"
+WARN_PERIOD_S = 5.0
+# How often input_qos auto re-checks what the camera's publishers offer.
+AUTO_QOS_PERIOD_S = 0.5
+
+PARAMS = (
+    ParamSpec("model_path", "Checkpoint (.pt) to serve; empty serves an untrained seeded "
+              "student. Setting it at runtime hot-swaps the model; a bad file is refused."),
+    ParamSpec("device", "Torch device: cpu, cuda or cuda:N.", read_only=True),
+    ParamSpec("threads", "CPU threads for inference (0: library default).", read_only=True,
+              low=0, high=256),
+    ParamSpec("input_width", "Network input width in pixels (multiple of 32); 0 with "
+              "input_height 0 uses the checkpoint's size.", read_only=True, low=0, high=4096),
+    ParamSpec("input_height", "Network input height in pixels (multiple of 32).",
+              read_only=True, low=0, high=4096),
+    ParamSpec("depth_resolution", "Resolution of depth/image and points: the network's "
+              "(cheapest) or the input image's (registered with it pixel for pixel).",
+              choices=("network", "input")),
+    ParamSpec("min_depth_m", "Depths below this are published as NaN (metres).",
+              low=0.0, high=1000.0),
+    ParamSpec("max_depth_m", "Depths above this are published as NaN (metres).",
+              low=0.0, high=1000.0),
+    ParamSpec("scale_mode", "checkpoint: the model's own metric scale; fixed: multiply the "
+              "network's depth by depth_scale (for relative-scale models).", choices=SCALE_MODES),
+    ParamSpec("depth_scale", "Metres per network depth unit when scale_mode is fixed.",
+              low=1e-6, high=1e6),
+    ParamSpec("image_transport", "raw subscribes `image`; compressed subscribes "
+              "`image/compressed` (jpeg/png).", read_only=True, choices=("raw", "compressed")),
+    ParamSpec("input_qos", "auto matches the camera publisher's reliability (as rosbag2 "
+              "does); or force reliable / best_effort.", read_only=True, choices=INPUT_QOS),
+    ParamSpec("max_input_pixels", "Images with more pixels are refused with a warning.",
+              low=1, high=2**31 - 1),
+    ParamSpec("fallback_hfov_deg", "Horizontal field of view (degrees) assumed until a valid "
+              "CameraInfo arrives.", low=1.0, high=179.0),
+    ParamSpec("output_qos", "Reliability of all outputs; reliable is what RViz subscribes "
+              "with.", read_only=True, choices=RELIABILITIES),
+    ParamSpec("qos_depth", "History depth of every publisher and subscription.",
+              read_only=True, low=1, high=100),
+    ParamSpec("publish_points", "Publish `points` (built only while subscribed)."),
+    ParamSpec("points_stride", "Keep every N-th pixel of the depth image in the cloud.",
+              low=1, high=64),
+    ParamSpec("points_color", "Add packed rgb to `points`."),
+    ParamSpec("publish_colored", "Publish `depth/colored` (built only while subscribed)."),
+    ParamSpec("diagnostics_period_s", "Period of /diagnostics messages (seconds).",
+              read_only=True, low=0.1, high=60.0),
+)
+_SPECS = {spec.name: spec for spec in PARAMS}
+
+
+@dataclass(frozen=True)
+class DepthParams:
+    """The node's parameters, read once and replaced whole on every accepted change."""
+
+    model_path: str
+    device: str
+    threads: int
+    input_width: int
+    input_height: int
+    depth_resolution: str
+    min_depth_m: float
+    max_depth_m: float
+    scale_mode: str
+    depth_scale: float
+    image_transport: str
+    input_qos: str
+    max_input_pixels: int
+    fallback_hfov_deg: float
+    output_qos: str
+    qos_depth: int
+    publish_points: bool
+    points_stride: int
+    points_color: bool
+    publish_colored: bool
+    diagnostics_period_s: float
+
+    def check(self) -> None:
+        """Cross-parameter checks (single values are checked by their specs)."""
+        if self.min_depth_m >= self.max_depth_m:
+            raise ConfigError(f"min_depth_m ({self.min_depth_m}) must be below max_depth_m "
+                              f"({self.max_depth_m})")
+
+
+@dataclass(frozen=True)
+class Served:
+    """The model in service and the scale applied to its output."""
+
+    predictor: Predictor
+    scale: DepthScale
+
+    @property
+    def untrained(self) -> bool:
+        return "untrained" in str(self.predictor.checkpoint.provenance.get("source", ""))
+
+
+def load_served(p: DepthParams) -> Served:
+    """Load and validate the model `p` asks for (raises LumdeError with the reason)."""
+    if p.model_path:
+        checkpoint = load_checkpoint(Path(p.model_path).expanduser())
+    else:
+        checkpoint = untrained_student()
+    predictor = Predictor(checkpoint, p.device, p.threads, p.input_width, p.input_height)
+    return Served(predictor, resolve_scale(checkpoint, p.scale_mode, p.depth_scale))
+
+
+class DepthNode(Node):
+    """Monocular metric depth, its CameraInfo and a point cloud, at the newest frame's rate."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._params = DepthParams(**declare_parameters(self, PARAMS, node_defaults("depth.yaml")))
+        self._params.check()
+        self._served = load_served(self._params)
+        self._pending: Served | None = None
+        self._log_model()
+        self._stats = FrameStats()
+        self._throttle = Throttle(self.get_logger(), WARN_PERIOD_S)
+        self._clouds = CloudBuilder()
+        self._slot: Image | CompressedImage | None = None
+        self._slot_lock = threading.Lock()
+        self._camera: Intrinsics | None = None
+
+        p = self._params
+        out = profile(p.output_qos, p.qos_depth)
+        self._depth_pub = self.create_publisher(Image, "depth/image", out)
+        self._info_pub = self.create_publisher(CameraInfo, "depth/camera_info", out)
+        self._points_pub = self.create_publisher(PointCloud2, "points", out)
+        self._colored_pub = self.create_publisher(Image, "depth/colored", out)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._wake = self.create_guard_condition(
+            self._process_latest, callback_group=MutuallyExclusiveCallbackGroup())
+        base = self.resolve_topic_name("image")
+        self._image_topic = f"{base}/compressed" if p.image_transport == "compressed" else base
+        self._image_sub = None
+        self._image_reliability = ""
+        self._subscribe_image()
+        if p.input_qos == "auto":
+            self.create_timer(AUTO_QOS_PERIOD_S, self._subscribe_image)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                 qos_profile_sensor_data, callback_group=self._input_group)
+        self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._validate_params)
+        self.add_post_set_parameters_callback(self._apply_params)
+
+    # --- input -------------------------------------------------------------------------------
+    def _subscribe_image(self) -> None:
+        """(Re)subscribe when the reliability to use changes (auto mode follows publishers)."""
+        p = self._params
+        choice = choose_reliability(p.input_qos, offered_reliabilities(self, self._image_topic))
+        if choice == self._image_reliability:
+            return
+        if self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+        kind = CompressedImage if p.image_transport == "compressed" else Image
+        self._image_sub = self.create_subscription(
+            kind, self._image_topic, self._on_image, profile(choice, p.qos_depth),
+            callback_group=self._input_group)
+        self._image_reliability = choice
+        self.get_logger().info(f"subscribed to {self._image_topic} ({kind.__name__}), {choice} "
+                               f"keep-last-{p.qos_depth} (input_qos: {p.input_qos})")
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        with self._slot_lock:
+            if self._slot is not None:
+                self._stats.dropped += 1
+            self._slot = msg
+        self._wake.trigger()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._camera = camera_intrinsics(msg)
+        except IntrinsicsError as err:
+            self._throttle.warn("camera_info", f"ignoring CameraInfo: {err}; keeping the last "
+                                               "good intrinsics")
+
+    # --- processing --------------------------------------------------------------------------
+    def _process_latest(self) -> None:
+        with self._slot_lock:
+            msg, self._slot = self._slot, None
+        if msg is None:
+            return
+        try:
+            self._process(msg)
+        except LumdeError as err:
+            self._stats.frame_skipped(f"{type(err).__name__}: {err}")
+            self._throttle.warn(type(err).__name__, f"skipping frame: {err}")
+
+    def _process(self, msg: Image | CompressedImage) -> None:
+        p, served = self._params, self._served
+        rgb = (compressed_to_rgb(msg, p.max_input_pixels) if isinstance(msg, CompressedImage)
+               else image_to_rgb(msg, p.max_input_pixels))
+        height, width = rgb.shape[:2]
+        predictor = served.predictor
+        size = (width, height) if p.depth_resolution == "input" else (predictor.width,
+                                                                      predictor.height)
+        depth = predictor.predict(rgb, served.scale, size, p.min_depth_m, p.max_depth_m)
+        header = msg.header
+        self._depth_pub.publish(depth_to_image(depth, header))
+        intrinsics = self._intrinsics_for(width, height)
+        if intrinsics is not None:
+            intrinsics = intrinsics.resized(*size)
+            self._info_pub.publish(pinhole_camera_info(intrinsics, header))
+            if p.publish_points and self._points_pub.get_subscription_count() > 0:
+                self._points_pub.publish(self._clouds.build(
+                    depth, intrinsics, header, p.points_stride, rgb if p.points_color else None))
+        if p.publish_colored and self._colored_pub.get_subscription_count() > 0:
+            self._colored_pub.publish(rgb_to_image(
+                colorize_depth(depth, p.min_depth_m, p.max_depth_m), header))
+        self._stats.frame_done(self._latency_s(header), predictor.last_forward_s)
+
+    def _intrinsics_for(self, width: int, height: int) -> Intrinsics | None:
+        """Intrinsics of an input image of this size, or None when CameraInfo cannot fit it."""
+        if self._camera is None:
+            self._throttle.warn("no_camera_info", (
+                f"no valid CameraInfo on {self.resolve_topic_name('camera_info')} yet; using "
+                f"fallback_hfov_deg={self._params.fallback_hfov_deg} (cloud geometry approximate)"))
+            return Intrinsics.from_hfov(width, height, self._params.fallback_hfov_deg)
+        fit = fit_to_image(self._camera, width, height)
+        if fit.warning:
+            self._throttle.warn("camera_info_size", fit.warning)
+        return fit.intrinsics
+
+    def _latency_s(self, header: Header) -> float | None:
+        stamp_ns = header.stamp.sec * 10**9 + header.stamp.nanosec
+        return (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
+
+    # --- parameters and model swap -------------------------------------------------------------
+    def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
+        """Check a change and load any new model before it is accepted (the old one serves on)."""
+        changes = {q.name: q.value for q in params if q.name in _SPECS}
+        try:
+            for name, value in changes.items():
+                _SPECS[name].check(value)
+            new = replace(self._params, **changes)
+            new.check()
+            if "model_path" in changes:
+                self._pending = load_served(new)
+            elif {"scale_mode", "depth_scale"} & changes.keys():
+                checkpoint = self._served.predictor.checkpoint
+                self._pending = Served(self._served.predictor,
+                                       resolve_scale(checkpoint, new.scale_mode, new.depth_scale))
+        except LumdeError as err:
+            self._pending = None
+            self.get_logger().error(f"parameter change refused: {err}")
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    def _apply_params(self, params: list[Parameter]) -> None:
+        self._params = replace(self._params, **{q.name: q.value for q in params
+                                                if q.name in _SPECS})
+        if self._pending is not None:
+            self._served, self._pending = self._pending, None
+            self._log_model()
+
+    def _log_model(self) -> None:
+        served, log = self._served, self.get_logger()
+        pred = served.predictor
+        log.info(f"serving {pred.checkpoint.describe()} from "
+                 f"{self._params.model_path or '(built-in untrained student)'} on "
+                 f"{pred.device} ({pred.backend}), network input {pred.width}x{pred.height}, "
+                 f"depth scale {served.scale.value:g}")
+        for problem in self._model_problems():
+            log.warning(problem)
+
+    def _model_problems(self) -> list[str]:
+        problems = []
+        if self._served.untrained:
+            problems.append("no model_path set: serving an untrained student, its depth is not "
+                            "meaningful; set model_path to a trained checkpoint")
+        if not self._served.scale.metric:
+            problems.append("the model's depth is relative, not metres: set scale_mode:=fixed and "
+                            "depth_scale, or use a model trained with odometry")
+        return problems
+
+    # --- diagnostics ---------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        served, stats = self._served, self._stats
+        values = stats.summary()
+        values.update(model=served.predictor.checkpoint.describe(),
+                      model_path=self._params.model_path or "(built-in untrained student)",
+                      backend=served.predictor.backend, device=str(served.predictor.device),
+                      metric=served.scale.metric, depth_scale=served.scale.value,
+                      input_qos=self._image_reliability,
+                      intrinsics="camera_info" if self._camera else "fallback_hfov_deg")
+        problems = self._model_problems()
+        if values["processed_frames"] == 0:
+            problems.append(f"no frame processed yet from {self._image_topic}")
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diag_pub.publish(diagnostic_array(DIAGNOSTIC_NAME, self.get_fully_qualified_name(),
+                                                level, "; ".join(problems) or "ok", values,
+                                                header))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `ros2 run lumde_ros depth_node`."""
+    rclpy.init(args=args)
+    try:
+        node = DepthNode()
+    except LumdeError as err:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

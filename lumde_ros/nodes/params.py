@@ -1,0 +1,57 @@
+"""Declaring parameters from a spec table with descriptors, defaults taken from config/*.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+
+from lumde_ros.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its description, whether it needs a restart, and its allowed values."""
+
+    name: str
+    description: str
+    read_only: bool = False
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+    def descriptor(self, default: Any) -> ParameterDescriptor:
+        """ParameterDescriptor with the description and range, as `ros2 param describe` shows."""
+        desc = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        if self.choices:
+            desc.additional_constraints = f"one of: {', '.join(self.choices)}"
+        if self.low is not None and isinstance(default, float):
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        elif self.low is not None and isinstance(default, int) and not isinstance(default, bool):
+            desc.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high),
+                                               step=1)]
+        return desc
+
+    def check(self, value: Any) -> None:
+        """Raise ConfigError when `value` is not one of `choices`."""
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"parameter '{self.name}' is '{value}'; expected one of "
+                              f"{', '.join(self.choices)}")
+
+
+def declare_parameters(node: Node, specs: tuple[ParamSpec, ...],
+                       defaults: dict[str, Any]) -> dict[str, Any]:
+    """Declare every spec with its yaml default; return the values in effect (after any
+    params file or command-line override), each checked against its choices."""
+    missing = [s.name for s in specs if s.name not in defaults]
+    if missing:
+        raise ConfigError(f"config has no default for {missing}; reinstall lumde_ros")
+    values = {}
+    for spec in specs:
+        value = node.declare_parameter(spec.name, defaults[spec.name],
+                                       spec.descriptor(defaults[spec.name])).value
+        spec.check(value)
+        values[spec.name] = value
+    return values

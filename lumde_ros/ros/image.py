@@ -1,0 +1,133 @@
+"""sensor_msgs/Image and CompressedImage to RGB arrays, and depth arrays to Image messages."""
+from __future__ import annotations
+
+import array
+import sys
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from lumde_ros.errors import EncodingError
+
+# encoding -> (channels, dtype, OpenCV conversion to RGB or None when already RGB).
+_DECODERS: dict[str, tuple[int, type, int | None]] = {
+    "rgb8": (3, np.uint8, None),
+    "bgr8": (3, np.uint8, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, np.uint8, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, np.uint8, cv2.COLOR_GRAY2RGB),
+    "mono16": (1, np.uint16, cv2.COLOR_GRAY2RGB),
+    "rgb16": (3, np.uint16, None),
+    "bgr16": (3, np.uint16, cv2.COLOR_BGR2RGB),
+    "bayer_rggb8": (1, np.uint8, cv2.COLOR_BayerRGGB2RGB),
+    "bayer_bggr8": (1, np.uint8, cv2.COLOR_BayerBGGR2RGB),
+    "bayer_gbrg8": (1, np.uint8, cv2.COLOR_BayerGBRG2RGB),
+    "bayer_grbg8": (1, np.uint8, cv2.COLOR_BayerGRBG2RGB),
+    "yuv422": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
+    "uyvy": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),
+    "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2RGB_YUYV),
+    "yuyv": (2, np.uint8, cv2.COLOR_YUV2RGB_YUYV),
+}
+SUPPORTED_ENCODINGS = tuple(_DECODERS)
+_HOST_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def check_size(width: int, height: int, max_pixels: int) -> None:
+    """Refuse empty images and images so large that decoding them would stall the node."""
+    if width <= 0 or height <= 0:
+        raise EncodingError(f"image is {width}x{height}: zero-sized; check the camera driver")
+    if width * height > max_pixels:
+        raise EncodingError(
+            f"image is {width}x{height} ({width * height} px), above max_input_pixels="
+            f"{max_pixels}; publish a smaller image (e.g. image_proc's resize) or raise "
+            "max_input_pixels")
+
+
+def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
+    """Decode an Image to RGB uint8 (H, W, 3); 16-bit data is scaled to 8 bits."""
+    spec = _DECODERS.get(msg.encoding)
+    if spec is None:
+        raise EncodingError(f"unsupported encoding '{msg.encoding}'; supported: "
+                            f"{', '.join(SUPPORTED_ENCODINGS)}")
+    channels, dtype, conversion = spec
+    width, height = msg.width, msg.height
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = width * channels * itemsize
+    check_size(width, height, max_pixels)
+    if msg.step < row_bytes:
+        raise EncodingError(f"step {msg.step} is smaller than width*bytes_per_pixel = {row_bytes} "
+                            f"for {width}x{height} {msg.encoding}")
+    if len(msg.data) != msg.step * height:
+        raise EncodingError(f"data has {len(msg.data)} bytes, expected step*height = "
+                            f"{msg.step}*{height} = {msg.step * height} ({msg.encoding}); "
+                            "the message is truncated or its size fields are wrong")
+    rows = np.frombuffer(msg.data, np.uint8).reshape(height, msg.step)[:, :row_bytes]
+    pixels = rows.view(np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<"))
+    pixels = pixels.reshape(height, width, channels)
+    if itemsize == 2:
+        pixels = (pixels.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+    if conversion is None:
+        return np.ascontiguousarray(pixels)
+    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+
+
+def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
+    """Decode a CompressedImage (jpeg/png, as image_transport's compressed plugin sends)."""
+    if "compressedDepth" in msg.format:
+        raise EncodingError(f"format '{msg.format}' is a compressed depth image, not a camera "
+                            "image; subscribe to the colour camera's compressed topic")
+    if len(msg.data) == 0:
+        raise EncodingError("compressed image has an empty payload")
+    bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise EncodingError(f"cannot decode compressed image ({len(msg.data)} bytes, format "
+                            f"'{msg.format}'): corrupt payload or not jpeg/png")
+    check_size(bgr.shape[1], bgr.shape[0], max_pixels)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _payload(pixels: np.ndarray) -> array.array:
+    """Bytes of a C-contiguous array as the array('B') rclpy stores (one copy)."""
+    data = array.array("B")
+    data.frombytes(memoryview(np.ascontiguousarray(pixels)).cast("B"))
+    return data
+
+
+def depth_to_image(depth: np.ndarray, header: Header) -> Image:
+    """Depth (H, W) metres, NaN invalid, to a REP 118 `32FC1` Image."""
+    height, width = depth.shape
+    return Image(header=header, height=height, width=width, encoding="32FC1",
+                 is_bigendian=_HOST_BIG_ENDIAN, step=width * 4,
+                 data=_payload(depth.astype(np.float32, copy=False)))
+
+
+def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
+    """RGB uint8 (H, W, 3) to an `rgb8` Image."""
+    height, width = rgb.shape[:2]
+    return Image(header=header, height=height, width=width, encoding="rgb8", is_bigendian=False,
+                 step=width * 3, data=_payload(rgb))
+
+
+def image_to_depth(msg: Image) -> np.ndarray:
+    """A `32FC1` Image back to a float32 (H, W) array (for consumers and tests)."""
+    if msg.encoding != "32FC1":
+        raise EncodingError(f"expected a 32FC1 depth image, found '{msg.encoding}'")
+    order = ">" if msg.is_bigendian else "<"
+    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width * 4]
+    return rows.view(np.dtype("f4").newbyteorder(order)).astype(np.float32)
+
+
+def colorize_depth(depth: np.ndarray, min_depth_m: float, max_depth_m: float) -> np.ndarray:
+    """RGB uint8 view of depth through the Turbo colour map on a log scale over
+    [min_depth_m, max_depth_m] (near is warm), black where depth is NaN. A log scale gives
+    near and far structure comparable share of the colours."""
+    log_lo, log_hi = np.log(min_depth_m), np.log(max_depth_m)
+    with np.errstate(invalid="ignore"):
+        level = (log_hi - np.log(np.clip(depth, min_depth_m, max_depth_m))) * (
+            255.0 / (log_hi - log_lo))
+    rgb = cv2.applyColorMap(np.nan_to_num(level, nan=0.0).astype(np.uint8),
+                            cv2.COLORMAP_TURBO)[:, :, ::-1]
+    rgb[np.isnan(depth)] = 0
+    return np.ascontiguousarray(rgb)

@@ -1,0 +1,1 @@
+"""Synthetic camera data with exact ground truth (no ROS needed)."""

@@ -1,0 +1,33 @@
+"""Shared fixtures. Every test session gets its own ROS domain on localhost only, so node tests
+never see another session's (or a robot's) topics."""
+from __future__ import annotations
+
+import os
+import random
+
+os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 101))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lumde_ros.checkpoint import save_checkpoint, untrained_student  # noqa: E402
+from lumde_ros.geometry import Intrinsics  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def student_path(tmp_path_factory: pytest.TempPathFactory):
+    """A valid checkpoint file of the untrained student (seed 1, so it differs from the
+    built-in default the node serves without model_path)."""
+    path = tmp_path_factory.mktemp("models") / "student.pt"
+    return save_checkpoint(untrained_student(seed=1), path)
+
+
+@pytest.fixture()
+def intrinsics() -> Intrinsics:
+    return Intrinsics(fx=500.0, fy=480.0, cx=319.5, cy=241.0, width=640, height=480)
+
+
+@pytest.fixture()
+def rgb() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
