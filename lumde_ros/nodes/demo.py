@@ -25,7 +25,7 @@ from std_msgs.msg import Header
 from lumde_ros.config import config_path
 from lumde_ros.errors import LumdeError
 from lumde_ros.geometry import Intrinsics
-from lumde_ros.nodes.depth_node import DIAGNOSTIC_NAME
+from lumde_ros.nodes.depth_node import diagnostic_name
 from lumde_ros.nodes.qos import profile
 from lumde_ros.ros.camera_info import pinhole_camera_info
 from lumde_ros.ros.diagnostics import diagnostic_values
@@ -43,9 +43,9 @@ class CameraPlayer(Node):
     `qos` is its publishers' profile."""
 
     def __init__(self, intrinsics: Intrinsics, qos: QoSProfile, name: str = "camera_player",
-                 image_topic: str = "image", info_topic: str = "camera_info",
-                 frame_id: str = CAMERA_FRAME) -> None:
-        super().__init__(name)
+                 namespace: str = "", image_topic: str = "image",
+                 info_topic: str = "camera_info", frame_id: str = CAMERA_FRAME) -> None:
+        super().__init__(name, namespace=namespace)
         self.intrinsics, self.frame_id = intrinsics, frame_id
         self.image_pub = self.create_publisher(Image, image_topic, qos)
         self.info_pub = self.create_publisher(CameraInfo, info_topic, qos)
@@ -61,8 +61,9 @@ class CameraPlayer(Node):
 class OutputRecorder(Node):
     """Subscribes (reliable, as RViz does) to every output of a depth node and keeps them."""
 
-    def __init__(self, name: str = "output_recorder", depth: int = 50) -> None:
-        super().__init__(name)
+    def __init__(self, name: str = "output_recorder", namespace: str = "",
+                 depth: int = 50) -> None:
+        super().__init__(name, namespace=namespace)
         qos = profile("reliable", depth)
         self.lock = threading.Lock()
         self.messages: dict[str, list] = {"depth/image": [], "depth/camera_info": [],
@@ -82,10 +83,10 @@ class OutputRecorder(Node):
         with self.lock:
             return list(self.messages[topic])
 
-    def last_diagnostics(self) -> dict[str, str]:
-        """Values of the depth node's latest diagnostics status ({} before the first)."""
+    def last_diagnostics(self, node_fqn: str = "/depth_node") -> dict[str, str]:
+        """Values of the latest diagnostics of the depth node `node_fqn` ({} before any)."""
         for msg in reversed(self.received("diagnostics")):
-            values = diagnostic_values(msg, DIAGNOSTIC_NAME)
+            values = diagnostic_values(msg, diagnostic_name(node_fqn))
             if values:
                 return values
         return {}

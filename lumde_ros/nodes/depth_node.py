@@ -23,6 +23,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
@@ -42,7 +43,6 @@ from lumde_ros.ros.image import colorize_depth, compressed_to_rgb, depth_to_imag
 from lumde_ros.ros.pointcloud import CloudBuilder
 
 NODE_NAME = "depth_node"
-DIAGNOSTIC_NAME = f"lumde_ros: {NODE_NAME}"
 WARN_PERIOD_S = 5.0
 # How often input_qos auto re-checks what the camera's publishers offer.
 AUTO_QOS_PERIOD_S = 0.5
@@ -89,6 +89,12 @@ PARAMS = (
               read_only=True, low=0.1, high=60.0),
 )
 _SPECS = {spec.name: spec for spec in PARAMS}
+
+
+def diagnostic_name(node_fqn: str) -> str:
+    """Name of a depth node's status in /diagnostics (unique per node, as rqt_robot_monitor
+    lists them)."""
+    return f"{node_fqn}: depth"
 
 
 @dataclass(frozen=True)
@@ -204,8 +210,11 @@ class DepthNode(Node):
         self.get_logger().info(f"subscribed to {self._image_topic} ({kind.__name__}), {choice} "
                                f"keep-last-{p.qos_depth} (input_qos: {p.input_qos})")
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        publisher = info.get("publisher_gid") or {}
         with self._slot_lock:
+            self._stats.frame_received(publisher.get("data", b""),
+                                       info.get("publication_sequence_number"))
             if self._slot is not None:
                 self._stats.dropped += 1
             self._slot = msg
@@ -332,9 +341,9 @@ class DepthNode(Node):
             problems.append(f"no frame processed yet from {self._image_topic}")
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         header = Header(stamp=self.get_clock().now().to_msg())
-        self._diag_pub.publish(diagnostic_array(DIAGNOSTIC_NAME, self.get_fully_qualified_name(),
-                                                level, "; ".join(problems) or "ok", values,
-                                                header))
+        self._diag_pub.publish(diagnostic_array(
+            diagnostic_name(self.get_fully_qualified_name()), "lumde_ros", level,
+            "; ".join(problems) or "ok", values, header))
 
 
 def main(args: list[str] | None = None) -> int:

@@ -24,6 +24,17 @@ class FrameStats:
     _forward_s: collections.deque = field(default_factory=collections.deque)
     _cpu_mark: tuple[float, float] = field(default_factory=lambda: (time.monotonic(),
                                                                       time.process_time()))
+    _last_sequence: dict[bytes, int] = field(default_factory=dict)
+
+    def frame_received(self, publisher: bytes, sequence: int | None) -> None:
+        """Count frames the middleware dropped before delivery (keep-last-1 history, best
+        effort) from gaps in one publisher's sequence numbers."""
+        if sequence is None:
+            return
+        last = self._last_sequence.get(publisher)
+        if last is not None and sequence > last + 1:
+            self.dropped += sequence - last - 1
+        self._last_sequence[publisher] = sequence
 
     def frame_done(self, latency_s: float | None, forward_s: float) -> None:
         """Record one published frame. latency_s: input stamp to publish (None if unknown)."""

@@ -40,7 +40,6 @@ class CloudBuilder:
         cols, rows = len(self._rays[0]), len(self._rays[1])
         channels = 4 if color else 3
         payload = array.array("B", bytes(rows * cols * channels * 4))
-        self._floats = np.frombuffer(payload, np.float32).reshape(rows, cols, channels)
         if color:
             # Nearest colour pixel for each cloud pixel, whatever the colour image's size.
             h, w = rgb_shape[:2]
@@ -50,6 +49,8 @@ class CloudBuilder:
             height=rows, width=cols, fields=_XYZ + ([_RGB] if color else []),
             is_bigendian=sys.byteorder == "big", point_step=channels * 4,
             row_step=cols * channels * 4, data=payload, is_dense=False)
+        # View the buffer the message holds (its setter may have copied `payload`).
+        self._floats = np.frombuffer(self._msg.data, np.float32).reshape(rows, cols, channels)
         self._key = key
 
     def build(self, depth: np.ndarray, intrinsics: Intrinsics, header: Header, stride: int = 1,

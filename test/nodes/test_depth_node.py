@@ -1,0 +1,216 @@
+"""The depth node in this process, over DDS: outputs, geometry, threading, QoS, hot swap."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, CompressedImage
+
+from lumde_ros.config import node_defaults
+from lumde_ros.nodes.depth_node import PARAMS
+from lumde_ros.ros.camera_info import camera_intrinsics
+from lumde_ros.ros.image import image_to_depth
+from lumde_ros.ros.pointcloud import cloud_to_arrays
+
+from node_graph import CAMERA, wait_until
+
+
+def _matching(msgs, header):
+    return [m for m in msgs if m.header.stamp == header.stamp]
+
+
+def _backproject_like_a_consumer(depth: np.ndarray, info: CameraInfo) -> np.ndarray:
+    """What depth_image_proc does with depth/image + depth/camera_info (P matrix)."""
+    fx, cx, fy, cy = info.p[0], info.p[2], info.p[5], info.p[6]
+    v, u = np.mgrid[:depth.shape[0], :depth.shape[1]]
+    return np.stack([(u - cx) / fx * depth, (v - cy) / fy * depth, depth], axis=-1)
+
+
+@pytest.mark.parametrize("resolution, size", [("network", (320, 256)), ("input", (640, 480))])
+def test_outputs_agree_with_each_other(graph_factory, frames, resolution, size):
+    g = graph_factory(depth_resolution=resolution)
+    header = g.send(frames[0])
+    for topic in ("depth/camera_info", "points", "depth/colored"):
+        wait_until(lambda: _matching(g.recorder.received(topic), header), what=topic)
+    depth_msg = _matching(g.recorder.received("depth/image"), header)[0]
+    info = _matching(g.recorder.received("depth/camera_info"), header)[0]
+    cloud = _matching(g.recorder.received("points"), header)[0]
+    colored = _matching(g.recorder.received("depth/colored"), header)[0]
+    for msg in (depth_msg, info, cloud, colored):
+        assert msg.header.frame_id == "camera_optical_frame"
+    assert depth_msg.encoding == "32FC1" and colored.encoding == "rgb8"
+    assert (depth_msg.width, depth_msg.height) == size == (info.width, info.height)
+    assert (cloud.width, cloud.height) == size and not cloud.is_dense
+    assert camera_intrinsics(info) == CAMERA.resized(*size)
+    depth = image_to_depth(depth_msg)
+    assert np.isfinite(depth).mean() > 0.99 and np.nanmin(depth) >= 0.1
+    xyz, rgb = cloud_to_arrays(cloud)
+    np.testing.assert_allclose(xyz, _backproject_like_a_consumer(depth, info), rtol=1e-5,
+                               atol=1e-6)
+    assert rgb is not None and rgb.std() > 10  # real image colours, not a constant
+
+
+def test_diagnostics_report_model_rate_and_latency(graph_factory, frames):
+    g = graph_factory()
+    for rgb in frames:
+        g.send(rgb)
+    wait_until(lambda: int(g.diagnostics().get("processed_frames", 0)) >= len(frames),
+               what="diagnostics")
+    d = g.diagnostics()
+    assert d["model_path"] == "(built-in untrained student)" and "untrained" in d["model"]
+    assert d["backend"] == "torch" and d["metric"] == "False"
+    assert float(d["latency_p50_ms"]) > 0 and float(d["forward_p50_ms"]) > 0
+    assert d["input_qos"] == "reliable" and d["intrinsics"] == "camera_info"
+
+
+def test_always_the_newest_frame_and_drops_counted(graph_factory, frames):
+    g = graph_factory()
+    g.send(frames[0])
+    headers = [g.player.publish(frames[k % len(frames)]) for k in range(30)]
+    wait_until(lambda: _matching(g.recorder.received("depth/image"), headers[-1]),
+               what="the newest frame")
+    processed = {m.header.stamp.nanosec for m in g.recorder.received("depth/image")}
+    assert len(processed) < 31  # frames inference had no time for were skipped, not queued
+    wait_until(lambda: int(g.diagnostics().get("dropped_frames", 0)) > 0, what="drop count")
+
+
+def test_best_effort_camera_is_matched(graph_factory, frames):
+    g = graph_factory(publisher_qos="best_effort")
+    assert g.node._image_reliability == "best_effort"
+    for _ in range(50):  # best effort may lose frames: send until one arrives
+        g.player.publish(frames[0])
+        try:
+            wait_until(lambda: g.recorder.received("depth/image"), timeout_s=0.2)
+            break
+        except AssertionError:
+            continue
+    assert g.recorder.received("depth/image")
+
+
+def test_compressed_transport(graph_factory, frames):
+    import cv2
+    g = graph_factory(image_transport="compressed")
+    pub = g.player.create_publisher(CompressedImage, "image/compressed", 1)
+    wait_until(lambda: pub.get_subscription_count() > 0, what="compressed subscription")
+    ok, jpeg = cv2.imencode(".jpg", frames[0][:, :, ::-1])
+    msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+    msg.header.stamp = g.player.get_clock().now().to_msg()
+    g.player.info_pub.publish(CameraInfo(header=msg.header, width=640, height=480,
+                                         k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1]))
+    pub.publish(msg)
+    wait_until(lambda: g.recorder.received("depth/image"), what="depth from jpeg")
+
+
+def test_without_camera_info_uses_the_fallback_fov(graph_factory, frames):
+    g = graph_factory(fallback_hfov_deg=90.0)
+    header = g.player.get_clock().now().to_msg()
+    from lumde_ros.ros.image import rgb_to_image
+    from std_msgs.msg import Header
+    g.player.image_pub.publish(rgb_to_image(frames[0], Header(stamp=header, frame_id="cam")))
+    wait_until(lambda: g.recorder.received("depth/camera_info"), what="fallback camera_info")
+    info = g.recorder.received("depth/camera_info")[0]
+    assert info.k[0] == pytest.approx(160.0)  # 320 px wide at 90 degrees
+    wait_until(lambda: g.diagnostics().get("intrinsics") == "fallback_hfov_deg", what="diag")
+
+
+def test_camera_info_problems(graph_factory, frames):
+    g = graph_factory()
+    g.send(frames[0])
+    good = g.recorder.received("depth/camera_info")[-1]
+    bad = CameraInfo(width=640, height=480, k=[0.0, 0, 320, 0, 0.0, 240, 0, 0, 1])
+    header = g.send(frames[1], info=bad)
+    wait_until(lambda: _matching(g.recorder.received("depth/camera_info"), header),
+               what="info after a bad CameraInfo")
+    kept = _matching(g.recorder.received("depth/camera_info"), header)[0]
+    assert list(kept.k) == list(good.k)  # last good intrinsics kept
+    other_aspect = CameraInfo(width=640, height=360, k=[500.0, 0, 320, 0, 500, 180, 0, 0, 1])
+    g.player.info_pub.publish(other_aspect)
+    wait_until(lambda: g.node._camera is not None and g.node._camera.height == 360)
+    header = g.send(frames[2], info=other_aspect)
+    assert not _matching(g.recorder.received("depth/camera_info"), header)  # depth only
+    half = CameraInfo(width=320, height=240, k=[250.0, 0, 159.75, 0, 250, 119.75, 0, 0, 1])
+    g.player.info_pub.publish(half)
+    wait_until(lambda: g.node._camera is not None and g.node._camera.height == 240)
+    header = g.send(frames[3], info=half)
+    wait_until(lambda: _matching(g.recorder.received("depth/camera_info"), header))
+    scaled = _matching(g.recorder.received("depth/camera_info"), header)[0]
+    assert scaled.k[0] == pytest.approx(250.0 * 2 * 320 / 640)
+
+
+def _set(g, **values):
+    client = g.player.create_client(SetParameters, f"{g.fqn}/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(SetParameters.Request(
+        parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]))
+    wait_until(future.done, what="set_parameters")
+    return future.result().results[0]
+
+
+def _get(g, name):
+    client = g.player.create_client(GetParameters, f"{g.fqn}/get_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(GetParameters.Request(names=[name]))
+    wait_until(future.done, what="get_parameters")
+    return future.result().values[0].string_value
+
+
+def test_hot_swap_accepts_a_good_model_and_refuses_a_bad_one(graph_factory, frames,
+                                                             student_path, tmp_path):
+    g = graph_factory()
+    h0 = g.send(frames[0])
+    d0 = image_to_depth(_matching(g.recorder.received("depth/image"), h0)[0])
+    result = _set(g, model_path=str(student_path))
+    assert result.successful, result.reason
+    h1 = g.send(frames[0])
+    d1 = image_to_depth(_matching(g.recorder.received("depth/image"), h1)[0])
+    assert not np.allclose(d0, d1, equal_nan=True)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(student_path.read_bytes()[:1000])
+    result = _set(g, model_path=str(corrupt))
+    assert not result.successful and "corrupt.pt" in result.reason
+    assert _get(g, "model_path") == str(student_path)
+    h2 = g.send(frames[0])
+    d2 = image_to_depth(_matching(g.recorder.received("depth/image"), h2)[0])
+    np.testing.assert_allclose(d2, d1)  # the old model keeps serving
+    wait_until(lambda: g.diagnostics().get("model_path") == str(student_path))
+
+
+def test_scale_and_range_change_at_runtime(graph_factory, frames):
+    g = graph_factory()
+    h0 = g.send(frames[0])
+    d0 = image_to_depth(_matching(g.recorder.received("depth/image"), h0)[0])
+    assert _set(g, scale_mode="fixed", depth_scale=2.0, max_depth_m=100.0).successful
+    h1 = g.send(frames[0])
+    d1 = image_to_depth(_matching(g.recorder.received("depth/image"), h1)[0])
+    np.testing.assert_allclose(d1, 2 * d0, rtol=1e-5)
+    wait_until(lambda: g.diagnostics().get("metric") == "True", what="metric in diagnostics")
+    refused = _set(g, min_depth_m=200.0)
+    assert not refused.successful and "min_depth_m" in refused.reason
+    refused = _set(g, scale_mode="guess")
+    assert not refused.successful and "scale_mode" in refused.reason
+    assert not _set(g, threads=1).successful  # read-only: needs a restart
+
+
+def test_non_finite_network_output_skips_frames_and_recovers(graph_factory, frames,
+                                                             student_path):
+    import torch
+    g = graph_factory()
+    g.send(frames[0])
+    with torch.no_grad():  # a bit flip in memory: every weight of the served model goes NaN
+        for p in g.node._served.predictor._model.parameters():
+            p.fill_(float("nan"))
+    g.player.publish(frames[1])
+    wait_until(lambda: int(g.diagnostics().get("skipped_frames", 0)) >= 1, what="skip count")
+    assert "InferenceError" in g.diagnostics()["last_error"]
+    assert _set(g, model_path=str(student_path)).successful
+    g.send(frames[2])
+
+
+def test_every_parameter_is_declared_described_and_in_the_yaml(graph_factory):
+    g = graph_factory()
+    builtin = {"use_sim_time", "start_type_description_service"}
+    declared = {name for name in g.node._parameters if name not in builtin}
+    assert declared == set(node_defaults("depth.yaml")) == {s.name for s in PARAMS}
+    for spec in PARAMS:
+        assert g.node.describe_parameter(spec.name).description == spec.description != ""
