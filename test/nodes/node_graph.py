@@ -66,6 +66,13 @@ class Graph:
                    what=f"{topic} after frame {header.stamp}")
         return header
 
+    def output(self, topic: str, header) -> object:
+        """The message the node published on `topic` for the frame with `header` (waits)."""
+        def match():
+            return [m for m in self.recorder.received(topic) if m.header.stamp == header.stamp]
+        wait_until(match, what=f"{topic} for {header.stamp}")
+        return match()[0]
+
     def diagnostics(self) -> dict[str, str]:
         return self.recorder.last_diagnostics(self.fqn)
 

@@ -31,12 +31,8 @@ def _backproject_like_a_consumer(depth: np.ndarray, info: CameraInfo) -> np.ndar
 def test_outputs_agree_with_each_other(graph_factory, frames, resolution, size):
     g = graph_factory(depth_resolution=resolution)
     header = g.send(frames[0])
-    for topic in ("depth/camera_info", "points", "depth/colored"):
-        wait_until(lambda: _matching(g.recorder.received(topic), header), what=topic)
-    depth_msg = _matching(g.recorder.received("depth/image"), header)[0]
-    info = _matching(g.recorder.received("depth/camera_info"), header)[0]
-    cloud = _matching(g.recorder.received("points"), header)[0]
-    colored = _matching(g.recorder.received("depth/colored"), header)[0]
+    depth_msg, info, cloud, colored = (g.output(t, header) for t in (
+        "depth/image", "depth/camera_info", "points", "depth/colored"))
     for msg in (depth_msg, info, cloud, colored):
         assert msg.header.frame_id == "camera_optical_frame"
     assert depth_msg.encoding == "32FC1" and colored.encoding == "rgb8"
@@ -116,25 +112,23 @@ def test_without_camera_info_uses_the_fallback_fov(graph_factory, frames):
 
 def test_camera_info_problems(graph_factory, frames):
     g = graph_factory()
-    g.send(frames[0])
-    good = g.recorder.received("depth/camera_info")[-1]
+    good = g.output("depth/camera_info", g.send(frames[0]))
     bad = CameraInfo(width=640, height=480, k=[0.0, 0, 320, 0, 0.0, 240, 0, 0, 1])
     header = g.send(frames[1], info=bad)
-    wait_until(lambda: _matching(g.recorder.received("depth/camera_info"), header),
-               what="info after a bad CameraInfo")
-    kept = _matching(g.recorder.received("depth/camera_info"), header)[0]
+    kept = g.output("depth/camera_info", header)
     assert list(kept.k) == list(good.k)  # last good intrinsics kept
     other_aspect = CameraInfo(width=640, height=360, k=[500.0, 0, 320, 0, 500, 180, 0, 0, 1])
     g.player.info_pub.publish(other_aspect)
     wait_until(lambda: g.node._camera is not None and g.node._camera.height == 360)
     header = g.send(frames[2], info=other_aspect)
+    g.send(frames[3], info=other_aspect)  # processed after `header`'s frame was complete
     assert not _matching(g.recorder.received("depth/camera_info"), header)  # depth only
+    assert not _matching(g.recorder.received("points"), header)
     half = CameraInfo(width=320, height=240, k=[250.0, 0, 159.75, 0, 250, 119.75, 0, 0, 1])
     g.player.info_pub.publish(half)
     wait_until(lambda: g.node._camera is not None and g.node._camera.height == 240)
     header = g.send(frames[3], info=half)
-    wait_until(lambda: _matching(g.recorder.received("depth/camera_info"), header))
-    scaled = _matching(g.recorder.received("depth/camera_info"), header)[0]
+    scaled = g.output("depth/camera_info", header)
     assert scaled.k[0] == pytest.approx(250.0 * 2 * 320 / 640)
 
 
@@ -159,11 +153,11 @@ def test_hot_swap_accepts_a_good_model_and_refuses_a_bad_one(graph_factory, fram
                                                              student_path, tmp_path):
     g = graph_factory()
     h0 = g.send(frames[0])
-    d0 = image_to_depth(_matching(g.recorder.received("depth/image"), h0)[0])
+    d0 = image_to_depth(g.output("depth/image", h0))
     result = _set(g, model_path=str(student_path))
     assert result.successful, result.reason
     h1 = g.send(frames[0])
-    d1 = image_to_depth(_matching(g.recorder.received("depth/image"), h1)[0])
+    d1 = image_to_depth(g.output("depth/image", h1))
     assert not np.allclose(d0, d1, equal_nan=True)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(student_path.read_bytes()[:1000])
@@ -171,7 +165,7 @@ def test_hot_swap_accepts_a_good_model_and_refuses_a_bad_one(graph_factory, fram
     assert not result.successful and "corrupt.pt" in result.reason
     assert _get(g, "model_path") == str(student_path)
     h2 = g.send(frames[0])
-    d2 = image_to_depth(_matching(g.recorder.received("depth/image"), h2)[0])
+    d2 = image_to_depth(g.output("depth/image", h2))
     np.testing.assert_allclose(d2, d1)  # the old model keeps serving
     wait_until(lambda: g.diagnostics().get("model_path") == str(student_path))
 
@@ -179,10 +173,10 @@ def test_hot_swap_accepts_a_good_model_and_refuses_a_bad_one(graph_factory, fram
 def test_scale_and_range_change_at_runtime(graph_factory, frames):
     g = graph_factory()
     h0 = g.send(frames[0])
-    d0 = image_to_depth(_matching(g.recorder.received("depth/image"), h0)[0])
+    d0 = image_to_depth(g.output("depth/image", h0))
     assert _set(g, scale_mode="fixed", depth_scale=2.0, max_depth_m=100.0).successful
     h1 = g.send(frames[0])
-    d1 = image_to_depth(_matching(g.recorder.received("depth/image"), h1)[0])
+    d1 = image_to_depth(g.output("depth/image", h1))
     np.testing.assert_allclose(d1, 2 * d0, rtol=1e-5)
     wait_until(lambda: g.diagnostics().get("metric") == "True", what="metric in diagnostics")
     refused = _set(g, min_depth_m=200.0)
