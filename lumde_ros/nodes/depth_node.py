@@ -10,6 +10,7 @@ callback group, so parameters and services stay responsive while the network run
 """
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from dataclasses import dataclass, fields, replace
@@ -22,7 +23,6 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
@@ -33,8 +33,7 @@ from lumde_ros.errors import ConfigError, IntrinsicsError, LumdeError
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.inference import SCALE_MODES, DepthScale, Predictor, resolve_scale
 from lumde_ros.nodes.params import ParamSpec, declare_parameters
-from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, choose_reliability, \
-    offered_reliabilities, profile
+from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, MatchedSubscription, profile
 from lumde_ros.nodes.throttle import Throttle
 from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image, pinhole_camera_info
 from lumde_ros.ros.diagnostics import FrameStats, diagnostic_array
@@ -89,6 +88,12 @@ PARAMS = (
               read_only=True, low=0.1, high=60.0),
 )
 _SPECS = {spec.name: spec for spec in PARAMS}
+
+
+def problem_kind(err: LumdeError) -> str:
+    """Throttling key: the error's class and the start of its text with numbers blanked, so
+    one recurring problem is rate-limited without hiding a different one."""
+    return f"{type(err).__name__}: {re.sub(r'[0-9.]+', '#', str(err))[:40]}"
 
 
 def diagnostic_name(node_fqn: str) -> str:
@@ -177,38 +182,28 @@ class DepthNode(Node):
         self._colored_pub = self.create_publisher(Image, "depth/colored", out)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self._input_group = MutuallyExclusiveCallbackGroup()
         self._wake = self.create_guard_condition(
             self._process_latest, callback_group=MutuallyExclusiveCallbackGroup())
+        inputs = MutuallyExclusiveCallbackGroup()
         base = self.resolve_topic_name("image")
-        self._image_topic = f"{base}/compressed" if p.image_transport == "compressed" else base
-        self._image_sub = None
-        self._image_reliability = ""
-        self._subscribe_image()
+        compressed = p.image_transport == "compressed"
+        self._image_sub = MatchedSubscription(
+            self, CompressedImage if compressed else Image,
+            f"{base}/compressed" if compressed else base, self._on_image, p.input_qos,
+            p.qos_depth, inputs)
+        self._info_sub = MatchedSubscription(
+            self, CameraInfo, self.resolve_topic_name("camera_info"), self._on_camera_info,
+            p.input_qos, p.qos_depth, inputs)
         if p.input_qos == "auto":
-            self.create_timer(AUTO_QOS_PERIOD_S, self._subscribe_image)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                 qos_profile_sensor_data, callback_group=self._input_group)
+            self.create_timer(AUTO_QOS_PERIOD_S, self._refresh_inputs)
         self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
 
     # --- input -------------------------------------------------------------------------------
-    def _subscribe_image(self) -> None:
-        """(Re)subscribe when the reliability to use changes (auto mode follows publishers)."""
-        p = self._params
-        choice = choose_reliability(p.input_qos, offered_reliabilities(self, self._image_topic))
-        if choice == self._image_reliability:
-            return
-        if self._image_sub is not None:
-            self.destroy_subscription(self._image_sub)
-        kind = CompressedImage if p.image_transport == "compressed" else Image
-        self._image_sub = self.create_subscription(
-            kind, self._image_topic, self._on_image, profile(choice, p.qos_depth),
-            callback_group=self._input_group)
-        self._image_reliability = choice
-        self.get_logger().info(f"subscribed to {self._image_topic} ({kind.__name__}), {choice} "
-                               f"keep-last-{p.qos_depth} (input_qos: {p.input_qos})")
+    def _refresh_inputs(self) -> None:
+        self._image_sub.refresh()
+        self._info_sub.refresh()
 
     def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
         publisher = info.get("publisher_gid") or {}
@@ -237,7 +232,7 @@ class DepthNode(Node):
             self._process(msg)
         except LumdeError as err:
             self._stats.frame_skipped(f"{type(err).__name__}: {err}")
-            self._throttle.warn(type(err).__name__, f"skipping frame: {err}")
+            self._throttle.warn(problem_kind(err), f"skipping frame: {err}")
 
     def _process(self, msg: Image | CompressedImage) -> None:
         p, served = self._params, self._served
@@ -266,7 +261,7 @@ class DepthNode(Node):
         """Intrinsics of an input image of this size, or None when CameraInfo cannot fit it."""
         if self._camera is None:
             self._throttle.warn("no_camera_info", (
-                f"no valid CameraInfo on {self.resolve_topic_name('camera_info')} yet; using "
+                f"no valid CameraInfo on {self._info_sub.topic} yet; using "
                 f"fallback_hfov_deg={self._params.fallback_hfov_deg} (cloud geometry approximate)"))
             return Intrinsics.from_hfov(width, height, self._params.fallback_hfov_deg)
         fit = fit_to_image(self._camera, width, height)
@@ -334,11 +329,11 @@ class DepthNode(Node):
                       model_path=self._params.model_path or "(built-in untrained student)",
                       backend=served.predictor.backend, device=str(served.predictor.device),
                       metric=served.scale.metric, depth_scale=served.scale.value,
-                      input_qos=self._image_reliability,
+                      input_qos=self._image_sub.reliability,
                       intrinsics="camera_info" if self._camera else "fallback_hfov_deg")
         problems = self._model_problems()
         if values["processed_frames"] == 0:
-            problems.append(f"no frame processed yet from {self._image_topic}")
+            problems.append(f"no frame processed yet from {self._image_sub.topic}")
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(diagnostic_array(

@@ -1,8 +1,12 @@
 """QoS profiles from parameters, including matching what a topic's publishers offer."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
 
 RELIABILITIES = ("reliable", "best_effort")
 INPUT_QOS = ("auto", *RELIABILITIES)
@@ -29,3 +33,30 @@ def choose_reliability(policy: str, offered: list[str]) -> str:
     if policy != "auto":
         return policy
     return "reliable" if offered and all(r == "reliable" for r in offered) else "best_effort"
+
+
+class MatchedSubscription:
+    """A subscription whose reliability follows `policy`; with `auto` it is re-created whenever
+    what the topic's publishers offer changes (call `refresh` periodically)."""
+
+    def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[..., None],
+                 policy: str, depth: int, callback_group: CallbackGroup) -> None:
+        self._node, self._type, self.topic, self._callback = node, msg_type, topic, callback
+        self._policy, self._depth, self._group = policy, depth, callback_group
+        self._subscription: Subscription | None = None
+        self.reliability = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        choice = choose_reliability(self._policy, offered_reliabilities(self._node, self.topic))
+        if choice == self.reliability:
+            return
+        if self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+        self._subscription = self._node.create_subscription(
+            self._type, self.topic, self._callback, profile(choice, self._depth),
+            callback_group=self._group)
+        self.reliability = choice
+        self._node.get_logger().info(
+            f"subscribed to {self.topic} ({self._type.__name__}), {choice} keep-last-"
+            f"{self._depth} (input_qos: {self._policy})")

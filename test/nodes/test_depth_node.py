@@ -73,7 +73,7 @@ def test_always_the_newest_frame_and_drops_counted(graph_factory, frames):
 
 def test_best_effort_camera_is_matched(graph_factory, frames):
     g = graph_factory(publisher_qos="best_effort")
-    assert g.node._image_reliability == "best_effort"
+    assert g.node._image_sub.reliability == "best_effort"
     for _ in range(50):  # best effort may lose frames: send until one arrives
         g.player.publish(frames[0])
         try:
