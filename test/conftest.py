@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 
 os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 101))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import rclpy  # noqa: E402
 
 from lumde_ros.checkpoint import save_checkpoint, untrained_student  # noqa: E402
 from lumde_ros.geometry import Intrinsics  # noqa: E402
@@ -31,3 +33,10 @@ def intrinsics() -> Intrinsics:
 @pytest.fixture()
 def rgb() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+
+
+@pytest.fixture(scope="session")
+def ros() -> Iterator[None]:
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()

@@ -5,17 +5,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-import rclpy
 from node_graph import CAMERA, Graph
 
 from lumde_ros.sim.corridor import CorridorSequence
-
-
-@pytest.fixture(scope="session")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,53 @@
+"""The `lumde` command as users run it: the installed console script in a subprocess."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LUMDE = str(Path(sys.executable).parent / "lumde")
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([LUMDE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_subcommands():
+    out = run("--help")
+    assert out.returncode == 0 and "info" in out.stdout and "demo" in out.stdout
+
+
+def test_info_reports_size_and_cost(student_path):
+    out = run("info", "--model", str(student_path), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["arch"] == "student" and info["metric"] is False
+    assert 50_000 < info["parameters"] < 1_000_000
+    assert (info["input_width"], info["input_height"]) == (320, 256)
+    half = json.loads(run("info", "--model", str(student_path), "--width", "160", "--height",
+                          "128", "--json").stdout)
+    assert abs(half["macs"] * 4 - info["macs"]) / info["macs"] < 0.05  # MACs scale with area
+    text = run("info").stdout
+    assert "untrained" in text and "parameters" in text
+
+
+def test_info_refuses_a_corrupt_model_without_a_traceback(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x00" * 100)
+    out = run("info", "--model", str(bad))
+    assert out.returncode == 1
+    assert "broken.pt" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_demo_streams_through_the_node_and_saves_outputs(tmp_path):
+    out = run("demo", "--out", str(tmp_path / "demo"), "--frames", "12", "--json", timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["frames_sent"] == 12
+    assert summary["received_depth_image"] >= 6 and summary["received_points"] >= 1
+    files = {p.name for p in (tmp_path / "demo").iterdir()}
+    assert {"summary.json", "points.ply", "depth_node.log", "frame_00.png"} <= files
+    ply = (tmp_path / "demo" / "points.ply").read_bytes()
+    assert ply.startswith(b"ply\nformat binary_little_endian 1.0\nelement vertex ")
+    assert summary["diagnostics"]["processed_frames"] != "0"

@@ -1,0 +1,139 @@
+"""Packaging: the ROS-free core, the launch file against what setup.py installs, the ament
+layout colcon produces. launch/launch_ros are not on PyPI, so the launch file is checked
+statically here, not run."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "lumde_ros"
+CORE = ["models", "ros", "sim", "checkpoint.py", "config.py", "errors.py", "geometry.py",
+        "inference.py", "cli.py"]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_never_imports_rclpy():
+    files = [f for entry in CORE for f in ((PACKAGE / entry).rglob("*.py")
+                                           if (PACKAGE / entry).is_dir() else [PACKAGE / entry])]
+    assert len(files) > 10
+    for f in files:
+        bad = {n for n in _imports(f) if n.split(".")[0] == "rclpy"}
+        assert not bad, f"{f.relative_to(ROOT)} imports {bad}"
+
+
+def _setup_call() -> dict[str, ast.AST]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and getattr(n.func, "id", "") == "setup")
+    return {k.arg: k.value for k in call.keywords}
+
+
+def _console_scripts() -> set[str]:
+    entry_points = ast.literal_eval(_setup_call()["entry_points"])
+    return {s.split("=")[0].strip() for s in entry_points["console_scripts"]}
+
+
+def _launch_calls(name: str) -> tuple[list[ast.Call], dict[str, object]]:
+    """Every call in a launch file, and its module-level string constants."""
+    tree = ast.parse((ROOT / "launch" / name).read_text())
+    constants = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 for t in n.targets if isinstance(t, ast.Name)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)], constants
+
+
+def _kw(call: ast.Call, name: str):
+    for k in call.keywords:
+        if k.arg == name:
+            return k.value
+    return None
+
+
+def test_launch_file_matches_what_setup_installs():
+    calls, constants = _launch_calls("depth.launch.py")
+
+    def value(node: ast.AST) -> object:
+        return constants[node.id] if isinstance(node, ast.Name) else ast.literal_eval(node)
+
+    nodes = [c for c in calls if getattr(c.func, "id", "") == "Node"]
+    executables = {value(_kw(c, "executable")) for c in nodes
+                   if value(_kw(c, "package")) == "lumde_ros"}
+    assert executables == {"depth_node"} and executables <= _console_scripts()
+    assert {value(_kw(c, "package")) for c in nodes} == {"lumde_ros", "rviz2"}
+    arguments = {ast.literal_eval(c.args[0]) for c in calls
+                 if getattr(c.func, "id", "") == "DeclareLaunchArgument"}
+    assert {"image", "camera_info", "model_path", "params_file", "use_rviz"} <= arguments
+    for c in calls:
+        if getattr(c.func, "id", "") == "DeclareLaunchArgument":
+            assert _kw(c, "description") is not None, f"argument {c.args[0].value} undescribed"
+    # Every file the launch file looks up under share/ is installed there by setup.py.
+    looked_up = {tuple(ast.literal_eval(e) for e in c.args[0].elts[1:]) for c in calls
+                 if getattr(c.func, "id", "") == "PathJoinSubstitution"}
+    for folder, name in looked_up:
+        assert (ROOT / folder / name).is_file()
+    installs = ast.unparse(_setup_call()["data_files"])
+    assert "glob('config/*.yaml')" in installs and "glob('config/*.rviz')" in installs
+    assert "glob('launch/*.launch.py')" in installs
+    # Remappings name the node's input topics.
+    remap = next(_kw(c, "remappings") for c in nodes if _kw(c, "remappings") is not None)
+    assert {ast.literal_eval(t.elts[0]) for t in remap.elts} == {"image", "camera_info"}
+
+
+def test_node_subscribes_the_topics_the_launch_file_remaps(ros):
+    from lumde_ros.nodes.depth_node import DepthNode
+    node = DepthNode(namespace="/launchcheck")
+    try:
+        topics = {name for name, _ in node.get_subscriber_names_and_types_by_node(
+            node.get_name(), node.get_namespace())}
+    finally:
+        node.destroy_node()
+    assert {"/launchcheck/image", "/launchcheck/camera_info"} <= topics
+
+
+def test_package_xml_declares_dependencies():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.get("format") == "3" and root.findtext("name") == "lumde_ros"
+    deps = {e.text for e in root.iter() if e.tag.endswith("depend")}
+    imported = set()
+    for f in PACKAGE.rglob("*.py"):
+        imported |= {n.split(".")[0] for n in _imports(f)}
+    ros_imports = {n for n in imported if n in {"rclpy", "sensor_msgs", "std_msgs",
+                                                "diagnostic_msgs", "rcl_interfaces",
+                                                "ament_index_python"}}
+    assert ros_imports <= deps
+    assert {"python3-numpy", "python3-opencv", "python3-yaml"} <= deps
+    assert root.find("export/build_type").text == "ament_python"
+
+
+def test_colcon_build_gives_the_layout_ros2_run_and_launch_expect(tmp_path):
+    colcon = Path(sys.executable).parent / "colcon"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    result = subprocess.run(
+        [str(colcon), "--log-base", str(tmp_path / "log"), "build", "--base-paths", str(ROOT),
+         "--packages-select", "lumde_ros", "--build-base", str(tmp_path / "build"),
+         "--install-base", str(tmp_path / "install")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    prefix = tmp_path / "install" / "lumde_ros"
+    for script in _console_scripts():
+        assert (prefix / "lib" / "lumde_ros" / script).is_file()
+    share = prefix / "share" / "lumde_ros"
+    for rel in ("package.xml", "launch/depth.launch.py", "config/depth.yaml",
+                "config/lumde.rviz"):
+        assert (share / rel).is_file(), rel
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" /
+            "lumde_ros").is_file()
