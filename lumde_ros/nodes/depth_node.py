@@ -5,14 +5,17 @@ Subscribes: `image` (sensor_msgs/Image) or `image/compressed` (sensor_msgs/Compr
 (PointCloud2), `depth/colored` (rgb8), `/diagnostics`. Parameters: config/depth.yaml.
 
 Threading: the camera callback only keeps the newest frame in a one-slot buffer (overwriting,
-and counting, frames inference had no time for); a guard condition wakes inference in its own
-callback group, so parameters and services stay responsive while the network runs.
+and counting, frames inference had no time for) and wakes an inference thread of the node's
+own, so the executor stays free for parameters and services while the network runs. (A
+MultiThreadedExecutor was measured here to busy-poll its wait set while a long callback runs,
+costing the network a third of a core.)
 """
 from __future__ import annotations
 
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
@@ -182,8 +185,9 @@ class DepthNode(Node):
         self._colored_pub = self.create_publisher(Image, "depth/colored", out)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self._wake = self.create_guard_condition(
-            self._process_latest, callback_group=MutuallyExclusiveCallbackGroup())
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._worker = threading.Thread(target=self._inference_loop, name="lumde_inference",
+                                        daemon=True)
         inputs = MutuallyExclusiveCallbackGroup()
         base = self.resolve_topic_name("image")
         compressed = p.image_transport == "compressed"
@@ -199,6 +203,14 @@ class DepthNode(Node):
         self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
+        self._worker.start()
+
+    def destroy_node(self) -> None:
+        """Stop the inference thread (finishing the frame in hand), then the node."""
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(timeout=10.0)
+        super().destroy_node()
 
     # --- input -------------------------------------------------------------------------------
     def _refresh_inputs(self) -> None:
@@ -213,7 +225,7 @@ class DepthNode(Node):
             if self._slot is not None:
                 self._stats.dropped += 1
             self._slot = msg
-        self._wake.trigger()
+        self._wake.set()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -223,6 +235,12 @@ class DepthNode(Node):
                                                "good intrinsics")
 
     # --- processing --------------------------------------------------------------------------
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            self._process_latest()
+
     def _process_latest(self) -> None:
         with self._slot_lock:
             msg, self._slot = self._slot, None
@@ -235,6 +253,7 @@ class DepthNode(Node):
             self._throttle.warn(problem_kind(err), f"skipping frame: {err}")
 
     def _process(self, msg: Image | CompressedImage) -> None:
+        start = time.perf_counter()
         p, served = self._params, self._served
         rgb = (compressed_to_rgb(msg, p.max_input_pixels) if isinstance(msg, CompressedImage)
                else image_to_rgb(msg, p.max_input_pixels))
@@ -255,7 +274,8 @@ class DepthNode(Node):
         if p.publish_colored and self._colored_pub.get_subscription_count() > 0:
             self._colored_pub.publish(rgb_to_image(
                 colorize_depth(depth, p.min_depth_m, p.max_depth_m), header))
-        self._stats.frame_done(self._latency_s(header), predictor.last_forward_s)
+        self._stats.frame_done(self._latency_s(header), predictor.last_forward_s,
+                               time.perf_counter() - start)
 
     def _intrinsics_for(self, width: int, height: int) -> Intrinsics | None:
         """Intrinsics of an input image of this size, or None when CameraInfo cannot fit it."""
@@ -350,7 +370,7 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

@@ -22,6 +22,7 @@ class FrameStats:
     _stamps: collections.deque = field(default_factory=collections.deque)
     _latency_s: collections.deque = field(default_factory=collections.deque)
     _forward_s: collections.deque = field(default_factory=collections.deque)
+    _processing_s: collections.deque = field(default_factory=collections.deque)
     _cpu_mark: tuple[float, float] = field(default_factory=lambda: (time.monotonic(),
                                                                       time.process_time()))
     _last_sequence: dict[bytes, int] = field(default_factory=dict)
@@ -36,11 +37,13 @@ class FrameStats:
             self.dropped += sequence - last - 1
         self._last_sequence[publisher] = sequence
 
-    def frame_done(self, latency_s: float | None, forward_s: float) -> None:
-        """Record one published frame. latency_s: input stamp to publish (None if unknown)."""
+    def frame_done(self, latency_s: float | None, forward_s: float,
+                   processing_s: float) -> None:
+        """Record one published frame. latency_s: input stamp to publish (None if unknown);
+        forward_s: the network alone; processing_s: decode to last publish."""
         self.processed += 1
         for queue, value in ((self._stamps, time.monotonic()), (self._forward_s, forward_s),
-                             (self._latency_s, latency_s)):
+                             (self._latency_s, latency_s), (self._processing_s, processing_s)):
             if value is not None:
                 queue.append(value)
                 if len(queue) > self.window:
@@ -60,12 +63,14 @@ class FrameStats:
         rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
         if stamps and now - stamps[-1] > 2.0 * max(1.0 / max(rate, 1e-9), 1.0):
             rate = 0.0  # the stream stopped: a stale window would report a rate nobody gets
-        lat = np.array(self._latency_s) * 1e3 if self._latency_s else np.array([np.nan])
-        fwd = np.array(self._forward_s) * 1e3 if self._forward_s else np.array([np.nan])
+        def ms(values: collections.deque, q: float) -> float:
+            return round(1e3 * float(np.percentile(values, q)), 2) if values else float("nan")
+
         return {"rate_hz": round(rate, 2),
-                "latency_p50_ms": round(float(np.percentile(lat, 50)), 2),
-                "latency_p95_ms": round(float(np.percentile(lat, 95)), 2),
-                "forward_p50_ms": round(float(np.percentile(fwd, 50)), 2),
+                "latency_p50_ms": ms(self._latency_s, 50),
+                "latency_p95_ms": ms(self._latency_s, 95),
+                "processing_p50_ms": ms(self._processing_s, 50),
+                "forward_p50_ms": ms(self._forward_s, 50),
                 "cpu_percent": round(100.0 * (cpu - cpu0) / max(now - wall0, 1e-9), 1),
                 "processed_frames": self.processed, "dropped_frames": self.dropped,
                 "skipped_frames": self.skipped, "last_error": self.last_error}

@@ -124,10 +124,13 @@ def colorize_depth(depth: np.ndarray, min_depth_m: float, max_depth_m: float) ->
     [min_depth_m, max_depth_m] (near is warm), black where depth is NaN. A log scale gives
     near and far structure comparable share of the colours."""
     log_lo, log_hi = np.log(min_depth_m), np.log(max_depth_m)
-    with np.errstate(invalid="ignore"):
-        level = (log_hi - np.log(np.clip(depth, min_depth_m, max_depth_m))) * (
-            255.0 / (log_hi - log_lo))
-    rgb = cv2.applyColorMap(np.nan_to_num(level, nan=0.0).astype(np.uint8),
-                            cv2.COLORMAP_TURBO)[:, :, ::-1]
-    rgb[np.isnan(depth)] = 0
-    return np.ascontiguousarray(rgb)
+    level = np.clip(depth, min_depth_m, max_depth_m)
+    np.log(level, out=level)
+    level -= log_hi
+    level *= -255.0 / (log_hi - log_lo)
+    invalid = np.isnan(level)
+    level[invalid] = 0.0
+    rgb = cv2.applyColorMap(level.astype(np.uint8), cv2.COLORMAP_TURBO)
+    cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB, dst=rgb)
+    rgb[invalid] = 0
+    return rgb

@@ -66,9 +66,13 @@ class CloudBuilder:
         np.multiply(z, ry[:, None], out=out[:, :, 1])
         out[:, :, 2] = z
         if color:
-            c = rgb[self._color_rows[:, None], self._color_cols[None, :]].astype(np.uint32)
-            packed = out.view(np.uint32)[:, :, 3]
-            np.bitwise_or((c[:, :, 0] << 16) | (c[:, :, 1] << 8), c[:, :, 2], out=packed)
+            picked = rgb.take(self._color_rows, axis=0).take(self._color_cols, axis=1)
+            # Write the bytes of 0x00RRGGBB directly: b, g, r, 0 on a little-endian host.
+            colour = out.view(np.uint8).reshape(out.shape[0], out.shape[1], -1)[:, :, 12:16]
+            if self._msg.is_bigendian:
+                colour[:, :, 0], colour[:, :, 1:] = 0, picked
+            else:
+                colour[:, :, :3], colour[:, :, 3] = picked[:, :, ::-1], 0
         self._msg.header = header
         return self._msg
 

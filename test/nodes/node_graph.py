@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -38,7 +38,7 @@ class Graph:
         self.node = DepthNode(namespace=self.namespace, parameter_overrides=params)
         self.player = CameraPlayer(CAMERA, profile(publisher_qos, 1), namespace=self.namespace)
         self.recorder = OutputRecorder(namespace=self.namespace)
-        self.executor = MultiThreadedExecutor(num_threads=4)
+        self.executor = SingleThreadedExecutor()
         for node in (self.node, self.player, self.recorder):
             self.executor.add_node(node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
