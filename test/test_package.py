@@ -137,3 +137,13 @@ def test_colcon_build_gives_the_layout_ros2_run_and_launch_expect(tmp_path):
         assert (share / rel).is_file(), rel
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" /
             "lumde_ros").is_file()
+
+
+def test_readme_documents_every_parameter_with_its_default():
+    from lumde_ros.config import node_defaults
+    readme = (ROOT / "README.md").read_text()
+    for name, default in node_defaults("depth.yaml").items():
+        shown = '""' if default == "" else str(default).lower() if isinstance(default, bool) \
+            else str(default)
+        assert f"| `{name}` | {type(default).__name__} | `{shown}` |" in readme, name
+    assert "make demo" in readme and "make test" in readme
