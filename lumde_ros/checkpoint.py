@@ -62,6 +62,11 @@ class Checkpoint:
                                  f"{self.arch_config}: {err}") from err
         return net.eval()
 
+    @property
+    def trained(self) -> bool:
+        """False only for the seeded placeholder (`untrained_student`)."""
+        return self.provenance.get("trained", True) is not False
+
     def describe(self) -> str:
         """One line for logs and diagnostics."""
         origin = self.provenance.get("source", "trained")
@@ -99,7 +104,8 @@ def untrained_student(input_width: int = 320, input_height: int = 256,
     config = resolved_arch_config("student")
     net = build_depth_net("student", config)
     return checkpoint_from_net(net, "student", config, input_width, input_height, metric=False,
-                               provenance={"source": f"untrained, seed {seed}", "seed": seed})
+                               provenance={"source": f"untrained, seed {seed}", "seed": seed,
+                                           "trained": False})
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:

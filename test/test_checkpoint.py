@@ -92,4 +92,5 @@ def test_pickled_code_is_never_executed(tmp_path, capsys):
 def test_describe_names_scale_and_origin():
     text = untrained_student().describe()
     assert "relative scale" in text and "untrained" in text
+    assert not untrained_student().trained
     assert isinstance(untrained_student(), Checkpoint)

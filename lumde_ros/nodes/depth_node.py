@@ -145,10 +145,6 @@ class Served:
     predictor: Predictor
     scale: DepthScale
 
-    @property
-    def untrained(self) -> bool:
-        return "untrained" in str(self.predictor.checkpoint.provenance.get("source", ""))
-
 
 def load_served(p: DepthParams) -> Served:
     """Load and validate the model `p` asks for (raises LumdeError with the reason)."""
@@ -333,7 +329,7 @@ class DepthNode(Node):
 
     def _model_problems(self) -> list[str]:
         problems = []
-        if self._served.untrained:
+        if not self._served.predictor.checkpoint.trained:
             problems.append("no model_path set: serving an untrained student, its depth is not "
                             "meaningful; set model_path to a trained checkpoint")
         if not self._served.scale.metric:

@@ -96,6 +96,12 @@ def test_compressed_transport(graph_factory, frames):
                                          k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1]))
     pub.publish(msg)
     wait_until(lambda: g.recorder.received("depth/image"), what="depth from jpeg")
+    corrupt = CompressedImage(format="jpeg", data=jpeg.tobytes()[:40] + b"\x00" * 200)
+    pub.publish(corrupt)
+    wait_until(lambda: int(g.diagnostics().get("skipped_frames", 0)) == 1, what="skip")
+    assert "cannot decode compressed image" in g.diagnostics()["last_error"]
+    pub.publish(msg)
+    wait_until(lambda: len(g.recorder.received("depth/image")) == 2, what="recovery")
 
 
 def test_without_camera_info_uses_the_fallback_fov(graph_factory, frames):
@@ -208,3 +214,36 @@ def test_every_parameter_is_declared_described_and_in_the_yaml(graph_factory):
     assert declared == set(node_defaults("depth.yaml")) == {s.name for s in PARAMS}
     for spec in PARAMS:
         assert g.node.describe_parameter(spec.name).description == spec.description != ""
+
+
+def _plane_checkpoint(path, depth_m: float):
+    """A student whose every output is `depth_m`: zero head weights, bias at the disparity
+    giving that depth, so the node's outputs can be checked against a known plane."""
+    import torch
+    from lumde_ros.checkpoint import save_checkpoint, untrained_student
+    ckpt = untrained_student()
+    near, far = ckpt.arch_config["near_m"], ckpt.arch_config["far_m"]
+    disp = (1 / depth_m - 1 / far) / (1 / near - 1 / far)
+    for name, tensor in ckpt.state_dict.items():
+        if name.startswith("heads."):
+            tensor.zero_()
+            if name.endswith("bias"):
+                tensor.fill_(float(torch.logit(torch.tensor(disp, dtype=torch.float64))))
+    return save_checkpoint(ckpt, path)
+
+
+@pytest.mark.parametrize("resolution, size", [("network", (320, 256)), ("input", (640, 480))])
+def test_fronto_parallel_plane_is_back_projected_exactly(graph_factory, frames, tmp_path,
+                                                         resolution, size):
+    plane_m = 2.5
+    g = graph_factory(model_path=str(_plane_checkpoint(tmp_path / "plane.pt", plane_m)),
+                      depth_resolution=resolution, points_stride=3)
+    header = g.send(frames[0])
+    depth = image_to_depth(g.output("depth/image", header))
+    np.testing.assert_allclose(depth, plane_m, rtol=1e-4)
+    xyz, _ = cloud_to_arrays(g.output("points", header))
+    camera = CAMERA.resized(*size)
+    v, u = np.mgrid[0:size[1]:3, 0:size[0]:3]
+    expected = np.stack([(u - camera.cx) / camera.fx * plane_m,
+                         (v - camera.cy) / camera.fy * plane_m, np.full(u.shape, plane_m)], -1)
+    np.testing.assert_allclose(xyz, expected, rtol=1e-4, atol=1e-5)
