@@ -1,4 +1,4 @@
-"""The `lumde` command: `lumde info`, `lumde demo` (later issues add training and evaluation).
+"""The `lumde` command: info, simulate, eval, demo (later issues add training).
 A LumdeError is printed without a traceback and exits with status 1."""
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from lumde_ros.errors import LumdeError
+
+STDOUT = "-"
 
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
@@ -26,17 +28,40 @@ def _info(args: argparse.Namespace) -> dict[str, object]:
             "depth_scale": checkpoint.depth_scale, "provenance": checkpoint.provenance}
 
 
+def _simulate(args: argparse.Namespace) -> dict[str, object]:
+    from lumde_ros.sim.recording import SimulateOptions, simulate
+
+    return simulate(SimulateOptions(out=Path(args.out), seed=args.seed, frames=args.frames,
+                                    width=args.width, height=args.height, kind=args.kind,
+                                    storage=args.storage, rate_hz=args.rate_hz,
+                                    hfov_deg=args.hfov_deg), progress=args.json != STDOUT)
+
+
+def _eval(args: argparse.Namespace) -> dict[str, object]:
+    from lumde_ros.evaluation import evaluate_recording, format_table
+
+    result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m)
+    if args.json != STDOUT:
+        print(format_table({"median-scaled": result["median_scaled"],
+                            "unscaled": result["unscaled"]}))
+    return result
+
+
 def _demo(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.nodes.demo import run_demo
 
     return run_demo(Path(args.out), args.frames, args.rate_hz)
 
 
-def _print(result: dict[str, object], as_json: bool) -> None:
-    if as_json:
+def _print(result: dict[str, object], json_to: str | None) -> None:
+    if json_to == STDOUT:
         print(json.dumps(result, indent=2))
         return
+    if json_to:
+        Path(json_to).write_text(json.dumps(result, indent=2))
     for key, value in result.items():
+        if isinstance(value, dict) and key in ("median_scaled", "unscaled"):
+            continue  # shown in the table
         if key == "macs":
             value = f"{value / 1e9:.3f} G"
         elif key == "parameters":
@@ -51,14 +76,34 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument("--model", type=Path, help="checkpoint (.pt); default: untrained student")
     info.add_argument("--width", type=int, default=0, help="input width (default: the model's)")
     info.add_argument("--height", type=int, default=0, help="input height (default: the model's)")
-    info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(run=_info)
+    sim = sub.add_parser("simulate", help="render a robot-camera recording with ground truth",
+                         description="Seeds below 1000 are for training, 1000 and above for "
+                                     "evaluation; different seeds never share a scene.")
+    sim.add_argument("--out", required=True, help="new rosbag2 directory")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--frames", type=int, default=300)
+    sim.add_argument("--width", type=int, default=320)
+    sim.add_argument("--height", type=int, default=240)
+    sim.add_argument("--hfov-deg", type=float, default=70.0)
+    sim.add_argument("--rate-hz", type=float, default=10.0)
+    sim.add_argument("--kind", choices=("room", "corridor"), default="room")
+    sim.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    sim.set_defaults(run=_simulate)
+    ev = sub.add_parser("eval", help="standard depth metrics of a model on a recording")
+    ev.add_argument("--bag", required=True, help="rosbag2 with ground-truth depth")
+    ev.add_argument("--model", type=Path, help="checkpoint; default: untrained student")
+    ev.add_argument("--min-depth-m", "--min-depth", type=float, default=0.1)
+    ev.add_argument("--max-depth-m", "--max-depth", type=float, default=10.0)
+    ev.set_defaults(run=_eval)
     demo = sub.add_parser("demo", help="run the depth node on a built-in sequence over ROS 2")
     demo.add_argument("--out", default="demo_output", help="output directory")
     demo.add_argument("--frames", type=int, default=40, help="frames to stream")
     demo.add_argument("--rate-hz", type=float, default=10.0, help="camera rate")
-    demo.add_argument("--json", action="store_true", help="print JSON")
     demo.set_defaults(run=_demo)
+    for command in (info, sim, ev, demo):
+        command.add_argument("--json", nargs="?", const=STDOUT, metavar="OUT",
+                             help="print the result as JSON, or with OUT write it there")
     return top
 
 

@@ -24,3 +24,7 @@ class InferenceError(LumdeError):
 
 class ConfigError(LumdeError):
     """A configuration file or value is missing or out of range."""
+
+
+class BagError(LumdeError):
+    """A rosbag2 recording is missing, corrupt, or lacks what is asked of it."""

@@ -81,3 +81,37 @@ def disp_to_depth(disp: torch.Tensor, near_m: float, far_m: float) -> torch.Tens
     return depth in metres (before any metric scale), as in Monodepth2's `disp_to_depth`."""
     min_inv, max_inv = 1.0 / far_m, 1.0 / near_m
     return 1.0 / (min_inv + (max_inv - min_inv) * disp)
+
+
+def quaternion_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """Quaternion (x, y, z, w) of fixed-axis roll, pitch, yaw (REP 103 order: R = Rz Ry Rx)."""
+    cr, sr = math.cos(roll / 2), math.sin(roll / 2)
+    cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
+    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
+    return np.array([sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy,
+                     cr * cp * sy - sr * sp * cy, cr * cp * cy + sr * sp * sy])
+
+
+def pose_matrix(translation: np.ndarray, quaternion: np.ndarray) -> np.ndarray:
+    """4x4 rigid transform from a translation (3,) and a unit quaternion (x, y, z, w)."""
+    x, y, z, w = np.asarray(quaternion, float) / np.linalg.norm(quaternion)
+    matrix = np.eye(4)
+    matrix[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    matrix[:3, 3] = translation
+    return matrix
+
+
+def matrix_quaternion(matrix: np.ndarray) -> np.ndarray:
+    """Unit quaternion (x, y, z, w) of the rotation part of a 4x4 (or 3x3) matrix."""
+    r = matrix[:3, :3]
+    w = math.sqrt(max(0.0, 1.0 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
+    x = math.copysign(math.sqrt(max(0.0, 1.0 + r[0, 0] - r[1, 1] - r[2, 2])) / 2, r[2, 1] - r[1, 2])
+    y = math.copysign(math.sqrt(max(0.0, 1.0 - r[0, 0] + r[1, 1] - r[2, 2])) / 2, r[0, 2] - r[2, 0])
+    z = math.copysign(math.sqrt(max(0.0, 1.0 - r[0, 0] - r[1, 1] + r[2, 2])) / 2, r[1, 0] - r[0, 1])
+    return np.array([x, y, z, w])
+
+
+# camera_link (x forward, y left, z up) to its optical frame (z forward, x right, y down).
+OPTICAL_FROM_LINK_RPY = (-math.pi / 2, 0.0, -math.pi / 2)

@@ -40,3 +40,12 @@ def ros() -> Iterator[None]:
     rclpy.init()
     yield
     rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def sim_bag(tmp_path_factory: pytest.TempPathFactory):
+    """A short simulated room recording (MCAP) with ground truth and odometry."""
+    from lumde_ros.sim.recording import SimulateOptions, simulate
+    out = tmp_path_factory.mktemp("sim") / "room"
+    simulate(SimulateOptions(out=out, seed=5, frames=10), progress=False)
+    return out

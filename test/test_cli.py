@@ -15,7 +15,9 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def test_help_lists_subcommands():
     out = run("--help")
-    assert out.returncode == 0 and "info" in out.stdout and "demo" in out.stdout
+    assert out.returncode == 0
+    for command in ("info", "simulate", "eval", "demo"):
+        assert command in out.stdout
 
 
 def test_info_reports_size_and_cost(student_path):
@@ -51,3 +53,19 @@ def test_demo_streams_through_the_node_and_saves_outputs(tmp_path):
     ply = (tmp_path / "demo" / "points.ply").read_bytes()
     assert ply.startswith(b"ply\nformat binary_little_endian 1.0\nelement vertex ")
     assert summary["diagnostics"]["processed_frames"] != "0"
+
+
+def test_simulate_then_eval(tmp_path):
+    bag = tmp_path / "eval_room"
+    out = run("simulate", "--out", str(bag), "--seed", "1001", "--frames", "4", "--width", "160",
+              "--height", "128", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["split"] == "evaluation"
+    report = tmp_path / "report.json"
+    out = run("eval", "--bag", str(bag), "--json", str(report), "--max-depth", "8")
+    assert out.returncode == 0, out.stderr
+    assert "median-scaled" in out.stdout and "abs_rel" in out.stdout
+    result = json.loads(report.read_text())
+    assert result["frames"] == 4 and result["max_depth_m"] == 8.0
+    assert 0 < result["median_scaled"]["abs_rel"] < 1 and result["parameters"] > 0
+    assert run("eval", "--bag", str(tmp_path / "none")).returncode == 1

@@ -54,3 +54,15 @@ def test_from_hfov_gives_the_field_of_view():
 def test_disp_to_depth_spans_near_to_far():
     depth = disp_to_depth(torch.tensor([0.0, 1.0]), near_m=0.1, far_m=20.0)
     torch.testing.assert_close(depth, torch.tensor([20.0, 0.1]))
+
+
+def test_pose_round_trip_and_optical_convention():
+    from lumde_ros.geometry import (OPTICAL_FROM_LINK_RPY, matrix_quaternion, pose_matrix,
+                                    quaternion_from_rpy)
+    q = quaternion_from_rpy(0.3, -0.2, 1.1)
+    m = pose_matrix(np.array([1.0, 2.0, 3.0]), q)
+    np.testing.assert_allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(pose_matrix(m[:3, 3], matrix_quaternion(m)), m, atol=1e-12)
+    optical = pose_matrix(np.zeros(3), quaternion_from_rpy(*OPTICAL_FROM_LINK_RPY))
+    # optical z is link x (forward), optical x is link -y (right), optical y is link -z (down)
+    np.testing.assert_allclose(optical[:3, :3], [[0, 0, 1], [-1, 0, 0], [0, -1, 0]], atol=1e-12)

@@ -1,0 +1,204 @@
+"""Time-ordered camera frames from a rosbag2 (MCAP or sqlite3), read with rosbags: the RGB
+image (raw or compressed), its intrinsics, ground-truth depth when recorded, and the camera's
+pose in the odometry frame when the bag has odometry and the camera's mounting in tf."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rosbags.highlevel import AnyReader, AnyReaderError
+
+from lumde_ros.errors import BagError, EncodingError, IntrinsicsError
+from lumde_ros.geometry import Intrinsics, pose_matrix
+from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image
+from lumde_ros.ros.image import compressed_to_rgb, image_to_depth, image_to_rgb
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+# Recordings hold camera frames, not photographs of cities: anything larger is refused.
+MAX_PIXELS = 1 << 24
+
+
+@dataclass(frozen=True)
+class RecordedFrame:
+    """One camera frame. stamp_ns: header stamp; rgb uint8 (H, W, 3); depth (H, W) metres or
+    None; odom_from_camera: 4x4 pose of the optical frame in odom, or None."""
+
+    stamp_ns: int
+    rgb: np.ndarray
+    intrinsics: Intrinsics
+    depth: np.ndarray | None
+    odom_from_camera: np.ndarray | None
+
+
+def _stamp(msg) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def _transform(t) -> np.ndarray:
+    v, q = t.translation, t.rotation
+    return pose_matrix(np.array([v.x, v.y, v.z]), np.array([q.x, q.y, q.z, q.w]))
+
+
+class Recording:
+    """A recording opened for reading; topics are chosen by name or found by type."""
+
+    def __init__(self, path: str | Path, image_topic: str | None = None,
+                 camera_info_topic: str | None = None, depth_topic: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f"recording {self.path} does not exist")
+        try:
+            self._reader = AnyReader([self.path])
+            self._reader.open()
+        except (AnyReaderError, Exception) as err:  # rosbags raises several types for bad files
+            raise BagError(f"cannot open {self.path} as a rosbag2 (corrupt, truncated or not a "
+                           f"bag): {type(err).__name__}: {err}") from err
+        self.topics = {c.topic: c.msgtype for c in self._reader.connections}
+        self.image_topic = self._pick(image_topic, IMAGE_TYPES, "camera image",
+                                      exclude=("depth",))
+        self.camera_info_topic = self._pick(camera_info_topic, ("sensor_msgs/msg/CameraInfo",),
+                                            "CameraInfo")
+        self.depth_topic = depth_topic or next(
+            (t for t, k in self.topics.items() if k == "sensor_msgs/msg/Image" and "depth" in t),
+            None)
+        if depth_topic and depth_topic not in self.topics:
+            raise BagError(self._missing(depth_topic))
+        self.odom_topic = next((t for t, k in self.topics.items()
+                                if k == "nav_msgs/msg/Odometry"), None)
+
+    def _missing(self, topic: str) -> str:
+        listing = ", ".join(f"{t} ({k})" for t, k in sorted(self.topics.items()))
+        return f"{self.path} has no topic {topic}; it has: {listing or 'no topics'}"
+
+    def _pick(self, topic: str | None, types: tuple[str, ...], what: str,
+              exclude: tuple[str, ...] = ()) -> str:
+        if topic is not None:
+            if topic not in self.topics:
+                raise BagError(self._missing(topic))
+            return topic
+        found = [t for t, k in self.topics.items() if k in types
+                 and not any(word in t for word in exclude)]
+        if not found:
+            raise BagError(self._missing(f"of type {' or '.join(types)} ({what})"))
+        return sorted(found)[0]
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _messages(self, topics: list[str]) -> Iterator[tuple[str, object]]:
+        conns = [c for c in self._reader.connections if c.topic in topics]
+        try:
+            for conn, _, raw in self._reader.messages(connections=conns):
+                yield conn.topic, self._reader.deserialize(raw, conn.msgtype)
+        except Exception as err:  # truncated chunks surface only while reading
+            raise BagError(f"{self.path} is damaged after some messages were read: "
+                           f"{type(err).__name__}: {err}") from err
+
+    def _static_mount(self, camera_frame: str, base_frame: str) -> np.ndarray | None:
+        """base_frame -> camera_frame from /tf_static, or None when the chain is incomplete."""
+        parents: dict[str, tuple[str, np.ndarray]] = {}
+        if "/tf_static" in self.topics:
+            for _, msg in self._messages(["/tf_static"]):
+                for t in msg.transforms:
+                    parents[t.child_frame_id] = (t.header.frame_id, _transform(t.transform))
+        chain, frame = np.eye(4), camera_frame
+        while frame != base_frame:
+            if frame not in parents:
+                return None
+            parent, transform = parents[frame]
+            chain, frame = transform @ chain, parent
+        return chain
+
+    def frames(self) -> Iterator[RecordedFrame]:
+        """Frames in time order. Ground truth is paired with the image of the same header
+        stamp written next to it; odometry is interpolated to the image stamp."""
+        odometry = self._odometry()
+        mount: np.ndarray | None = None
+        intrinsics: Intrinsics | None = None
+        pending = None          # (image, intrinsics) waiting for its ground truth
+        last_depth = None       # ground truth that arrived before its image
+        wanted = [self.image_topic, self.camera_info_topic, *filter(None, [self.depth_topic])]
+        for topic, msg in self._messages(wanted):
+            if topic == self.camera_info_topic:
+                try:
+                    intrinsics = camera_intrinsics(msg)
+                except IntrinsicsError as err:
+                    raise BagError(f"{self.path} {topic}: {err}") from err
+                continue
+            if mount is None and odometry and topic == self.image_topic:
+                mount = self._static_mount(msg.header.frame_id, odometry[0][2])
+            if topic == self.depth_topic:
+                if pending is not None and _stamp(pending[0]) == _stamp(msg):
+                    yield self._frame(*pending, image_to_depth(msg), odometry, mount)
+                    pending = None
+                else:
+                    last_depth = msg
+                continue
+            if pending is not None:
+                yield self._frame(*pending, None, odometry, mount)
+                pending = None
+            if intrinsics is None:
+                raise BagError(f"{self.path}: image at {_stamp(msg)} ns precedes any "
+                               f"CameraInfo on {self.camera_info_topic}")
+            if last_depth is not None and _stamp(last_depth) == _stamp(msg):
+                yield self._frame(msg, intrinsics, image_to_depth(last_depth), odometry, mount)
+            elif self.depth_topic:
+                pending = (msg, intrinsics)
+            else:
+                yield self._frame(msg, intrinsics, None, odometry, mount)
+        if pending is not None:
+            yield self._frame(*pending, None, odometry, mount)
+
+    def _frame(self, image, intrinsics: Intrinsics, depth: np.ndarray | None,
+               odometry: list, mount: np.ndarray | None) -> RecordedFrame:
+        try:
+            rgb = (compressed_to_rgb(image, MAX_PIXELS) if hasattr(image, "format")
+                   else image_to_rgb(image, MAX_PIXELS))
+        except EncodingError as err:
+            raise BagError(f"{self.path} {self.image_topic} at {_stamp(image)} ns: {err}") from err
+        fit = fit_to_image(intrinsics, rgb.shape[1], rgb.shape[0])
+        if fit.intrinsics is None:
+            raise BagError(f"{self.path}: {fit.warning}")
+        if depth is not None and depth.shape != rgb.shape[:2]:
+            raise BagError(f"{self.path}: ground truth {depth.shape[1]}x{depth.shape[0]} does "
+                           f"not match image {rgb.shape[1]}x{rgb.shape[0]}")
+        pose = None
+        if mount is not None:
+            base = _interpolate(odometry, _stamp(image))
+            pose = None if base is None else base @ mount
+        return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose)
+
+    def _odometry(self) -> list[tuple[int, np.ndarray, str]]:
+        """(stamp, odom_from_base, base frame) of every odometry message, in time order."""
+        if self.odom_topic is None:
+            return []
+        out = []
+        for _, msg in self._messages([self.odom_topic]):
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
+            out.append((_stamp(msg), pose_matrix(np.array([p.x, p.y, p.z]),
+                                                 np.array([q.x, q.y, q.z, q.w])),
+                        msg.child_frame_id))
+        return sorted(out, key=lambda row: row[0])
+
+
+def _interpolate(odometry: list, stamp: int) -> np.ndarray | None:
+    """Pose at `stamp` between the odometry messages around it (None outside their span)."""
+    stamps = [row[0] for row in odometry]
+    k = int(np.searchsorted(stamps, stamp))
+    if k < len(stamps) and stamps[k] == stamp:
+        return odometry[k][1]
+    if k == 0 or k == len(stamps):
+        return None
+    (t0, a, _), (t1, b, _) = odometry[k - 1], odometry[k]
+    w = (stamp - t0) / (t1 - t0)
+    pose = (a if w < 0.5 else b).copy()
+    pose[:3, 3] = (1 - w) * a[:3, 3] + w * b[:3, 3]
+    return pose

@@ -1,0 +1,104 @@
+"""Standard monocular depth metrics (Eigen et al., 2014), computed per image and averaged.
+
+Only ground truth is used here, never for training. `median_scaling` applies the monocular
+protocol (each prediction scaled by median(gt) / median(pred)); without it the metrics judge
+metric depth as served.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+# delta thresholds: the fraction of pixels with max(pred/gt, gt/pred) below 1.25**k.
+DELTA_BASE = 1.25
+
+
+def image_metrics(pred: np.ndarray, gt: np.ndarray, min_depth_m: float, max_depth_m: float,
+                  median_scaling: bool) -> dict[str, float] | None:
+    """Metrics of one prediction against ground truth (both metres, same shape, NaN = none),
+    over pixels whose ground truth lies in (min_depth_m, max_depth_m) and whose prediction is
+    finite; predictions are clipped to that range. None when no pixel is valid."""
+    valid = np.isfinite(gt) & np.isfinite(pred) & (gt > min_depth_m) & (gt < max_depth_m)
+    if not valid.any():
+        return None
+    g, p = gt[valid].astype(np.float64), pred[valid].astype(np.float64)
+    if median_scaling:
+        p = p * (np.median(g) / max(np.median(p), 1e-12))
+    p = np.clip(p, min_depth_m, max_depth_m)
+    ratio = np.maximum(g / p, p / g)
+    return {"abs_rel": float(np.mean(np.abs(g - p) / g)),
+            "sq_rel": float(np.mean((g - p) ** 2 / g)),
+            "rmse": float(np.sqrt(np.mean((g - p) ** 2))),
+            "rmse_log": float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
+            "a1": float(np.mean(ratio < DELTA_BASE)),
+            "a2": float(np.mean(ratio < DELTA_BASE ** 2)),
+            "a3": float(np.mean(ratio < DELTA_BASE ** 3))}
+
+
+@dataclass
+class MetricAccumulator:
+    """Per-image metrics averaged over a sequence (the usual reporting)."""
+
+    min_depth_m: float
+    max_depth_m: float
+    median_scaling: bool
+
+    def __post_init__(self) -> None:
+        self._rows: list[dict[str, float]] = []
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        row = image_metrics(pred, gt, self.min_depth_m, self.max_depth_m, self.median_scaling)
+        if row is not None:
+            self._rows.append(row)
+
+    @property
+    def frames(self) -> int:
+        return len(self._rows)
+
+    def result(self) -> dict[str, float]:
+        """Mean of each metric over the images added (NaN when none was valid)."""
+        return {m: float(np.mean([r[m] for r in self._rows])) if self._rows else float("nan")
+                for m in METRICS}
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    """A fixed-width table, one row per named result, columns in METRICS order."""
+    header = f"{'':>14}" + "".join(f"{m:>10}" for m in METRICS)
+    rows = [f"{name:>14}" + "".join(f"{values[m]:10.4f}" for m in METRICS)
+            for name, values in results.items()]
+    return "\n".join([header, *rows])
+
+
+def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_depth_m: float,
+                       max_depth_m: float, threads: int = 0) -> dict[str, object]:
+    """Run a model (None: the untrained student) over every frame of `bag` that has ground
+    truth, through the same Predictor the depth node serves with; returns both protocols'
+    metrics plus the model's size and cost."""
+    from lumde_ros.checkpoint import load_checkpoint, untrained_student
+    from lumde_ros.data import Recording
+    from lumde_ros.inference import Predictor, resolve_scale
+    from lumde_ros.models import count_macs
+
+    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path else untrained_student()
+    predictor = Predictor(checkpoint, threads=threads)
+    scale = resolve_scale(checkpoint, "checkpoint", 1.0)
+    scaled = MetricAccumulator(min_depth_m, max_depth_m, median_scaling=True)
+    metric = MetricAccumulator(min_depth_m, max_depth_m, median_scaling=False)
+    with Recording(bag) as recording:
+        for frame in recording.frames():
+            if frame.depth is None:
+                continue
+            size = (frame.depth.shape[1], frame.depth.shape[0])
+            pred = predictor.predict(frame.rgb, scale, size)
+            scaled.add(pred, frame.depth)
+            metric.add(pred, frame.depth)
+    net = checkpoint.build()
+    return {"bag": str(bag), "model": str(checkpoint_path or "(built-in untrained student)"),
+            "frames": scaled.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "macs": count_macs(net, predictor.width, predictor.height),
+            "metric_model": checkpoint.metric,
+            "median_scaled": scaled.result(), "unscaled": metric.result()}

@@ -1,0 +1,38 @@
+import math
+
+import numpy as np
+import pytest
+
+from lumde_ros.evaluation import MetricAccumulator, format_table, image_metrics
+
+
+def test_hand_computed_values():
+    gt = np.array([1.0, 2.0, 4.0, np.nan, 50.0])
+    pred = np.array([1.0, 2.5, 2.0, 3.0, 9.0])
+    m = image_metrics(pred, gt, 0.1, 10.0, median_scaling=False)
+    # valid pixels: gt 1, 2, 4 with pred 1, 2.5, 2
+    assert m["abs_rel"] == pytest.approx((0 + 0.25 + 0.5) / 3)
+    assert m["sq_rel"] == pytest.approx((0 + 0.25 / 2 + 4 / 4) / 3)
+    assert m["rmse"] == pytest.approx(math.sqrt((0 + 0.25 + 4) / 3))
+    assert m["rmse_log"] == pytest.approx(math.sqrt((0 + math.log(1.25) ** 2
+                                                     + math.log(2) ** 2) / 3))
+    assert (m["a1"], m["a2"], m["a3"]) == pytest.approx((1 / 3, 2 / 3, 2 / 3))
+
+
+def test_median_scaling_removes_a_global_scale():
+    gt = np.random.default_rng(0).uniform(1, 8, (20, 30))
+    m = image_metrics(gt * 3.7, gt, 0.1, 10.0, median_scaling=True)
+    assert m["abs_rel"] == pytest.approx(0.0, abs=1e-12) and m["a1"] == 1.0
+    unscaled = image_metrics(gt * 3.7, gt, 0.1, 10.0, median_scaling=False)
+    assert unscaled["a1"] < 0.1
+
+
+def test_predictions_are_clipped_and_empty_images_skipped():
+    gt = np.array([2.0, 2.0])
+    assert image_metrics(np.array([100.0, 2.0]), gt, 0.1, 10.0, False)["rmse"] == \
+        pytest.approx(math.sqrt(64 / 2))
+    acc = MetricAccumulator(0.1, 10.0, False)
+    acc.add(np.ones(3), np.full(3, np.nan))
+    acc.add(np.ones(3), np.ones(3))
+    assert acc.frames == 1 and acc.result()["abs_rel"] == 0.0
+    assert "abs_rel" in format_table({"model": acc.result()})
