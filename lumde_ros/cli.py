@@ -50,7 +50,10 @@ def _eval(args: argparse.Namespace) -> dict[str, object]:
 def _demo(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.nodes.demo import run_demo
 
-    return run_demo(Path(args.out), args.frames, args.rate_hz)
+    result = run_demo(Path(args.out), args.frames, args.rate_hz)
+    if args.json != STDOUT:
+        print((Path(args.out) / "evaluation.txt").read_text())
+    return result
 
 
 def _print(result: dict[str, object], json_to: str | None) -> None:
@@ -60,7 +63,7 @@ def _print(result: dict[str, object], json_to: str | None) -> None:
     if json_to:
         Path(json_to).write_text(json.dumps(result, indent=2))
     for key, value in result.items():
-        if isinstance(value, dict) and key in ("median_scaled", "unscaled"):
+        if key in ("median_scaled", "unscaled"):
             continue  # shown in the table
         if key == "macs":
             value = f"{value / 1e9:.3f} G"
@@ -96,9 +99,10 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--min-depth-m", "--min-depth", type=float, default=0.1)
     ev.add_argument("--max-depth-m", "--max-depth", type=float, default=10.0)
     ev.set_defaults(run=_eval)
-    demo = sub.add_parser("demo", help="run the depth node on a built-in sequence over ROS 2")
+    demo = sub.add_parser("demo", help="simulate a recording, play it through the depth node "
+                                       "over ROS 2, record and evaluate what it publishes")
     demo.add_argument("--out", default="demo_output", help="output directory")
-    demo.add_argument("--frames", type=int, default=40, help="frames to stream")
+    demo.add_argument("--frames", type=int, default=80, help="frames to simulate and play")
     demo.add_argument("--rate-hz", type=float, default=10.0, help="camera rate")
     demo.set_defaults(run=_demo)
     for command in (info, sim, ev, demo):

@@ -42,14 +42,17 @@ def test_info_refuses_a_corrupt_model_without_a_traceback(tmp_path):
     assert "broken.pt" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_demo_streams_through_the_node_and_saves_outputs(tmp_path):
+def test_demo_plays_a_recording_through_the_node_and_evaluates(tmp_path):
     out = run("demo", "--out", str(tmp_path / "demo"), "--frames", "12", "--json", timeout=300)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["frames_sent"] == 12
-    assert summary["received_depth_image"] >= 6 and summary["received_points"] >= 1
+    assert summary["messages_played"] == 24  # image + camera_info per frame
+    assert summary["frames_evaluated"] >= 8
+    assert summary["outputs_recorded"]["/depth/image"] >= 8
+    assert 0 < summary["median_scaled"]["abs_rel"] < 2
     files = {p.name for p in (tmp_path / "demo").iterdir()}
-    assert {"summary.json", "points.ply", "depth_node.log", "frame_00.png"} <= files
+    assert {"summary.json", "points.ply", "depth_node.log", "frame_00.png", "demo.gif",
+            "evaluation.txt", "recording", "outputs"} <= files
     ply = (tmp_path / "demo" / "points.ply").read_bytes()
     assert ply.startswith(b"ply\nformat binary_little_endian 1.0\nelement vertex ")
     assert summary["diagnostics"]["processed_frames"] != "0"

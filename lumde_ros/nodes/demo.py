@@ -1,9 +1,11 @@
-"""`lumde demo`: the depth node as a separate process, fed a built-in moving sequence over DDS
-by a camera player node, with a recorder node saving everything it publishes."""
+"""`lumde demo`: simulate an evaluation recording, play it through the ROS 2 graph into the
+depth node (its own process, on the recording's clock), record what the node publishes into a
+new bag, and judge it against the ground truth. Also the camera player and output recorder
+nodes the tests drive the depth node with."""
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
+import imageio.v3 as iio
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -22,20 +25,25 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
+from rosbags.highlevel import AnyReader
+
 from lumde_ros.config import config_path
+from lumde_ros.data import Recording
 from lumde_ros.errors import LumdeError
+from lumde_ros.evaluation import MetricAccumulator, format_table
 from lumde_ros.geometry import Intrinsics
+from lumde_ros.nodes.bag_io import BagPlayer, BagRecorder
 from lumde_ros.nodes.depth_node import diagnostic_name
 from lumde_ros.nodes.qos import profile
 from lumde_ros.ros.camera_info import pinhole_camera_info
 from lumde_ros.ros.diagnostics import diagnostic_values
 from lumde_ros.ros.image import colorize_depth, image_to_depth, rgb_to_image
 from lumde_ros.ros.pointcloud import cloud_to_arrays
-from lumde_ros.sim.corridor import CorridorSequence
+from lumde_ros.sim.recording import EVAL_SEED_START, TOPICS, SimulateOptions, simulate
 
 CAMERA_FRAME = "camera_optical_frame"
-# Colour scale of the saved panels: the depths the corridor sequence contains.
-DEMO_RANGE_M = (0.5, 15.0)
+# Evaluation range and colour scale of the panels (metres): indoor scenes.
+DEMO_RANGE_M = (0.3, 10.0)
 
 
 class CameraPlayer(Node):
@@ -102,15 +110,6 @@ def depth_node_command(params_file: Path | None = None, remaps: Sequence[str] = 
     return cmd + list(extra)
 
 
-def wait_for(condition, timeout_s: float, executor, what: str) -> None:
-    """Spin `executor` until `condition()` holds; LumdeError naming `what` on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise LumdeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        executor.spin_once(timeout_sec=0.05)
-
-
 def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray | None) -> int:
     """Write the finite points of a cloud as binary PLY (MeshLab, CloudCompare, Open3D read
     it); returns the point count."""
@@ -132,84 +131,95 @@ def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray | None) -> int:
     return len(points)
 
 
-def run_demo(out_dir: Path, frames: int, rate_hz: float, width: int = 640,
-             height: int = 480) -> dict[str, object]:
-    """Start the depth node, stream the sequence to it, save what it publishes in `out_dir`."""
+def run_demo(out_dir: Path, frames: int, rate_hz: float) -> dict[str, object]:
+    """The whole demo; returns the summary also written to `out_dir`/summary.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    intrinsics = Intrinsics.from_hfov(width, height, 70.0)
-    sequence = CorridorSequence(intrinsics, frames=frames, rate_hz=rate_hz)
-    node_log = open(out_dir / "depth_node.log", "w")
-    process = subprocess.Popen(depth_node_command(remaps=("image:=camera/image_raw",
-                                                          "camera_info:=camera/camera_info")),
-                               stdout=node_log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    for old in ("recording", "outputs"):
+        shutil.rmtree(out_dir / old, ignore_errors=True)
+    recording = out_dir / "recording"
+    simulate(SimulateOptions(out=recording, seed=EVAL_SEED_START, frames=frames,
+                             rate_hz=rate_hz), progress=True)
+    log = open(out_dir / "depth_node.log", "w")
+    process = subprocess.Popen(depth_node_command(
+        remaps=(f"image:={TOPICS['image']}", f"camera_info:={TOPICS['camera_info']}"),
+        extra=["-p", "use_sim_time:=true", "-p", "depth_resolution:=input",
+               "-p", "points_stride:=2"]),
+        stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()
     executor = SingleThreadedExecutor()
-    player = CameraPlayer(intrinsics, profile("reliable", 1), image_topic="camera/image_raw",
-                          info_topic="camera/camera_info")
-    recorder = OutputRecorder()
     try:
-        return _stream(sequence, process, executor, player, recorder, out_dir)
+        player = BagPlayer(recording, [TOPICS["image"], TOPICS["camera_info"]])
+        recorder = BagRecorder(out_dir / "outputs", {
+            "/depth/image": Image, "/depth/camera_info": CameraInfo, "/points": PointCloud2,
+            "/diagnostics": DiagnosticArray})
+        for node in (player, recorder):
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        deadline = time.monotonic() + 60.0
+        while not (player.subscribers_ready()
+                   and recorder.count_publishers("/depth/image") > 0):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise LumdeError(f"the depth node did not come up; see {log.name}")
+            time.sleep(0.1)
+        played = player.play()
+        time.sleep(2.0)  # the last frame's outputs
+        recorder.close()
+        counts = dict(recorder.counts)
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-        node_log.close()
+        log.close()
         executor.shutdown()
         rclpy.try_shutdown()
+    return _report(recording, out_dir, played, counts)
 
 
-def _stream(sequence: CorridorSequence, process: subprocess.Popen, executor, player: CameraPlayer,
-            recorder: OutputRecorder, out_dir: Path) -> dict[str, object]:
-    executor.add_node(player)
-    executor.add_node(recorder)
-    wait_for(lambda: process.poll() is not None or (
-        player.image_pub.get_subscription_count() > 0
-        and recorder.count_publishers("depth/image") > 0), 60.0, executor, "the depth node")
-    if process.poll() is not None:
-        raise LumdeError(f"the depth node exited with code {process.returncode}; see "
-                         f"{out_dir / 'depth_node.log'}")
-    truth: dict[tuple[int, int], np.ndarray] = {}
-    images: dict[tuple[int, int], np.ndarray] = {}
-    period = 1.0 / sequence.rate_hz
-    next_time = time.monotonic()
-    for frame in sequence:
-        header = player.publish(frame.rgb)
-        key = (header.stamp.sec, header.stamp.nanosec)
-        truth[key], images[key] = frame.depth, frame.rgb
-        next_time += period
-        while time.monotonic() < next_time:
-            executor.spin_once(timeout_sec=max(0.0, next_time - time.monotonic()))
-    wait_for(lambda: recorder.received("depth/image") and len(recorder.received("diagnostics")) > 1,
-             5.0, executor, "the last outputs")
-    end = time.monotonic() + 1.0
-    while time.monotonic() < end:
-        executor.spin_once(timeout_sec=0.05)
-    return _save(recorder, truth, images, out_dir)
-
-
-def _save(recorder: OutputRecorder, truth: dict, images: dict, out_dir: Path) -> dict[str, object]:
-    depths = recorder.received("depth/image")
+def _report(recording: Path, out_dir: Path, played: int,
+            counts: dict[str, int]) -> dict[str, object]:
+    """Evaluate the recorded outputs against the ground truth; panels, GIF, table, cloud."""
+    outputs: dict[int, np.ndarray] = {}
+    diagnostics: dict[str, str] = {}
+    last_cloud = None
+    with AnyReader([out_dir / "outputs"]) as reader:
+        for conn, _, raw in reader.messages():
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == "/depth/image":
+                outputs[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = \
+                    image_to_depth(msg)
+            elif conn.topic == "/points":
+                last_cloud = msg
+            elif conn.topic == "/diagnostics":
+                diagnostics = diagnostic_values(msg, diagnostic_name("/depth_node")) or diagnostics
     lo, hi = DEMO_RANGE_M
-    saved = 0
-    for msg in depths[:: max(1, len(depths) // 4)][:4]:
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        if key not in truth:
-            continue
-        rgb = images[key]
-        size = (rgb.shape[1], rgb.shape[0])
-        pred = cv2.resize(image_to_depth(msg), size, interpolation=cv2.INTER_NEAREST)
-        panel = np.hstack([rgb, colorize_depth(truth[key], lo, hi), colorize_depth(pred, lo, hi)])
-        cv2.imwrite(str(out_dir / f"frame_{saved:02d}.png"), panel[:, :, ::-1])
-        saved += 1
+    scaled = MetricAccumulator(lo, hi, median_scaling=True)
+    metric = MetricAccumulator(lo, hi, median_scaling=False)
+    panels = []
+    with Recording(recording) as rec:
+        for frame in rec.frames():
+            pred = outputs.get(frame.stamp_ns)
+            if pred is None or frame.depth is None:
+                continue
+            scaled.add(pred, frame.depth)
+            metric.add(pred, frame.depth)
+            panels.append(np.hstack([frame.rgb, colorize_depth(frame.depth, lo, hi),
+                                     colorize_depth(pred, lo, hi)]))
+    for k, panel in enumerate(panels[:: max(1, len(panels) // 4)][:4]):
+        cv2.imwrite(str(out_dir / f"frame_{k:02d}.png"), panel[:, :, ::-1])
+    if panels:
+        iio.imwrite(out_dir / "demo.gif", [p[::2, ::2] for p in panels], duration=100, loop=0)
+    table = format_table({"median-scaled": scaled.result(), "unscaled": metric.result()})
+    (out_dir / "evaluation.txt").write_text(table + "\n")
     summary: dict[str, object] = {
-        "frames_sent": len(truth), "panels": "image | ground truth | prediction (inverse depth, "
-        f"{lo}-{hi} m, Turbo)", **{f"received_{t.replace('/', '_')}": len(recorder.received(t))
-                                   for t in recorder.messages}}
-    clouds = recorder.received("points")
-    if clouds:
-        summary["ply_points"] = write_ply(out_dir / "points.ply", *cloud_to_arrays(clouds[-1]))
-    summary["diagnostics"] = recorder.last_diagnostics()
+        "recording": str(recording), "messages_played": played,
+        "outputs_recorded": counts, "frames_evaluated": scaled.frames,
+        "panels": f"image | ground truth | prediction, log depth {lo}-{hi} m, Turbo",
+        "median_scaled": scaled.result(), "unscaled": metric.result(),
+        "diagnostics": diagnostics}
+    if last_cloud is not None:
+        summary["ply_points"] = write_ply(out_dir / "points.ply", *cloud_to_arrays(last_cloud))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

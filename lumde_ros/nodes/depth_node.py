@@ -23,6 +23,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -194,9 +195,12 @@ class DepthNode(Node):
         self._info_sub = MatchedSubscription(
             self, CameraInfo, self.resolve_topic_name("camera_info"), self._on_camera_info,
             p.input_qos, p.qos_depth, inputs)
+        # Graph checks and diagnostics run on the wall clock, also under use_sim_time (a
+        # paused bag still gets diagnostics, a camera is still matched before /clock starts).
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         if p.input_qos == "auto":
-            self.create_timer(AUTO_QOS_PERIOD_S, self._refresh_inputs)
-        self.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
+            self.create_timer(AUTO_QOS_PERIOD_S, self._refresh_inputs, clock=steady)
+        self.create_timer(p.diagnostics_period_s, self._publish_diagnostics, clock=steady)
         self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
         self._worker.start()
