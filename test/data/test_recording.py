@@ -74,3 +74,29 @@ def test_image_and_camera_info_size_mismatch_is_refused(tmp_path):
             _image(stamp, "cam", np.zeros((240, 320, 3), np.uint8), "rgb8"), image.msgtype))
     with Recording(path) as rec, pytest.raises(BagError, match="aspect ratio"):
         list(rec.frames())
+
+
+def test_compressed_images_are_read(tmp_path):
+    import cv2
+    path = tmp_path / "compressed"
+    intrinsics = camera_intrinsics(64, 48, 70.0)
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, 32:] = (200, 40, 10)
+    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
+    with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        info = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
+                                     typestore=TYPESTORE)
+        image = writer.add_connection("/cam/image/compressed", "sensor_msgs/msg/CompressedImage",
+                                      typestore=TYPESTORE)
+        for k in range(3):
+            stamp = (k + 1) * 10**8
+            writer.write(info, stamp, TYPESTORE.serialize_cdr(
+                _camera_info(stamp, "cam", intrinsics), info.msgtype))
+            msg = TYPESTORE.types["sensor_msgs/msg/CompressedImage"](
+                header=_camera_info(stamp, "cam", intrinsics).header, format="png",
+                data=np.frombuffer(png.tobytes(), np.uint8))
+            writer.write(image, stamp, TYPESTORE.serialize_cdr(msg, image.msgtype))
+    with Recording(path) as rec:
+        frames = list(rec.frames())
+    assert len(frames) == 3 and frames[0].depth is None and frames[0].odom_from_camera is None
+    np.testing.assert_array_equal(frames[2].rgb, rgb)
