@@ -1,4 +1,4 @@
-"""The `lumde` command: info, simulate, eval, demo (later issues add training).
+"""The `lumde` command: info, simulate, eval, export, demo (later issues add training).
 A LumdeError is printed without a traceback and exits with status 1."""
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ STDOUT = "-"
 
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
-    from lumde_ros.checkpoint import load_checkpoint, untrained_student
-    from lumde_ros.inference import network_size
-    from lumde_ros.models import count_macs
+    from lumde_ros.checkpoint import untrained_student
+    from lumde_ros.inference import load_model, network_size
+    from lumde_ros.models import build_depth_net, count_macs
 
-    checkpoint = load_checkpoint(args.model) if args.model else untrained_student()
-    net = checkpoint.build()
+    checkpoint = load_model(args.model)[0] if args.model else untrained_student()
+    net = build_depth_net(checkpoint.arch, checkpoint.arch_config)  # weights do not matter
     width, height = network_size(checkpoint, args.width, args.height, getattr(net, "STRIDE", 1))
     return {"model": str(args.model or "(built-in untrained student)"),
             "arch": checkpoint.arch, "arch_config": checkpoint.arch_config,
@@ -37,10 +37,23 @@ def _simulate(args: argparse.Namespace) -> dict[str, object]:
                                     hfov_deg=args.hfov_deg), progress=args.json != STDOUT)
 
 
+def _export(args: argparse.Namespace) -> dict[str, object]:
+    from lumde_ros.checkpoint import load_checkpoint, untrained_student
+    from lumde_ros.export import export_onnx
+    from lumde_ros.inference import network_size
+    from lumde_ros.models import ARCHITECTURES
+
+    checkpoint = load_checkpoint(args.model) if args.model else untrained_student()
+    width, height = network_size(checkpoint, args.width, args.height,
+                                 ARCHITECTURES[checkpoint.arch].STRIDE)
+    return export_onnx(checkpoint, args.out, width, height, dynamic=args.dynamic)
+
+
 def _eval(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.evaluation import evaluate_recording, format_table
 
-    result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m)
+    result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m,
+                                backend=args.backend)
     if args.json != STDOUT:
         print(format_table({"median-scaled": result["median_scaled"],
                             "unscaled": result["unscaled"]}))
@@ -76,7 +89,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="lumde", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="architecture, parameter count and MACs of a model")
-    info.add_argument("--model", type=Path, help="checkpoint (.pt); default: untrained student")
+    info.add_argument("--model", type=Path,
+                      help="checkpoint (.pt) or export (.onnx); default: untrained student")
     info.add_argument("--width", type=int, default=0, help="input width (default: the model's)")
     info.add_argument("--height", type=int, default=0, help="input height (default: the model's)")
     info.set_defaults(run=_info)
@@ -95,17 +109,31 @@ def parser() -> argparse.ArgumentParser:
     sim.set_defaults(run=_simulate)
     ev = sub.add_parser("eval", help="standard depth metrics of a model on a recording")
     ev.add_argument("--bag", required=True, help="rosbag2 with ground-truth depth")
-    ev.add_argument("--model", type=Path, help="checkpoint; default: untrained student")
+    ev.add_argument("--model", type=Path,
+                    help="checkpoint (.pt) or export (.onnx); default: untrained student")
+    ev.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime",
+                                                           "openvino"))
     ev.add_argument("--min-depth-m", "--min-depth", type=float, default=0.1)
     ev.add_argument("--max-depth-m", "--max-depth", type=float, default=10.0)
     ev.set_defaults(run=_eval)
+    export = sub.add_parser("export", help="ONNX graph of a model, verified against PyTorch",
+                            description="Writes an ONNX graph (opset 17) with the checkpoint's "
+                                        "metadata and checks it with ONNX Runtime before "
+                                        "reporting success. Jetson: trtexec --onnx=OUT "
+                                        "--saveEngine=model.plan")
+    export.add_argument("--model", type=Path, help="checkpoint (.pt); default: untrained student")
+    export.add_argument("--out", required=True, help="the .onnx file to write")
+    export.add_argument("--width", type=int, default=0, help="input width (default: model's)")
+    export.add_argument("--height", type=int, default=0, help="input height (default: model's)")
+    export.add_argument("--dynamic", action="store_true", help="any input size (multiple of 32)")
+    export.set_defaults(run=_export)
     demo = sub.add_parser("demo", help="simulate a recording, play it through the depth node "
                                        "over ROS 2, record and evaluate what it publishes")
     demo.add_argument("--out", default="demo_output", help="output directory")
     demo.add_argument("--frames", type=int, default=80, help="frames to simulate and play")
     demo.add_argument("--rate-hz", type=float, default=10.0, help="camera rate")
     demo.set_defaults(run=_demo)
-    for command in (info, sim, ev, demo):
+    for command in (info, sim, ev, export, demo):
         command.add_argument("--json", nargs="?", const=STDOUT, metavar="OUT",
                              help="print the result as JSON, or with OUT write it there")
     return top

@@ -1,6 +1,7 @@
 """Find and read the package's `config/*.yaml`, the one place where defaults live."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ def share_dir() -> Path:
             f"cannot locate {PACKAGE}'s config: not a source checkout and ament_index_python is "
             "missing; source your ROS 2 workspace (install/setup.bash)") from err
     return Path(get_package_share_directory(PACKAGE))
+
+
+def cache_dir() -> Path:
+    """Where derived files live (textures, ONNX exports): $XDG_CACHE_HOME/lumde_ros."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / PACKAGE
 
 
 def config_path(name: str) -> Path:

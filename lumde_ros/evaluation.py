@@ -73,17 +73,19 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 
 def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_depth_m: float,
-                       max_depth_m: float, threads: int = 0) -> dict[str, object]:
+                       max_depth_m: float, threads: int = 0,
+                       backend: str = "torch") -> dict[str, object]:
     """Run a model (None: the untrained student) over every frame of `bag` that has ground
     truth, through the same Predictor the depth node serves with; returns both protocols'
     metrics plus the model's size and cost."""
-    from lumde_ros.checkpoint import load_checkpoint, untrained_student
+    from lumde_ros.checkpoint import untrained_student
     from lumde_ros.data import Recording
-    from lumde_ros.inference import Predictor, resolve_scale
-    from lumde_ros.models import count_macs
+    from lumde_ros.inference import Predictor, load_model, resolve_scale
+    from lumde_ros.models import build_depth_net, count_macs
 
-    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path else untrained_student()
-    predictor = Predictor(checkpoint, threads=threads)
+    checkpoint, onnx_path = load_model(checkpoint_path) if checkpoint_path else (
+        untrained_student(), None)
+    predictor = Predictor(checkpoint, threads=threads, backend=backend, onnx_path=onnx_path)
     scale = resolve_scale(checkpoint, "checkpoint", 1.0)
     scaled = MetricAccumulator(min_depth_m, max_depth_m, median_scaling=True)
     metric = MetricAccumulator(min_depth_m, max_depth_m, median_scaling=False)
@@ -95,8 +97,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
             pred = predictor.predict(frame.rgb, scale, size)
             scaled.add(pred, frame.depth)
             metric.add(pred, frame.depth)
-    net = checkpoint.build()
-    return {"bag": str(bag), "model": str(checkpoint_path or "(built-in untrained student)"),
+    net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
+    return {"bag": str(bag), "backend": predictor.backend, "model": str(checkpoint_path or "(built-in untrained student)"),
             "frames": scaled.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
             "parameters": sum(p.numel() for p in net.parameters()),
             "macs": count_macs(net, predictor.width, predictor.height),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from lumde_ros.checkpoint import Checkpoint
 from lumde_ros.errors import InferenceError, ModelLoadError
-from lumde_ros.models import MetricDepth, fuse_for_inference
+from lumde_ros.models import ARCHITECTURES, MetricDepth, fuse_for_inference
 
 SCALE_MODES = ("checkpoint", "fixed")
 
@@ -46,46 +47,191 @@ def network_size(checkpoint: Checkpoint, width: int, height: int, stride: int) -
     return width, height
 
 
-class Predictor:
-    """Runs a depth checkpoint on single RGB images (PyTorch backend).
+BACKENDS = ("torch", "onnxruntime", "openvino")
+BACKEND_CHOICES = ("auto", *BACKENDS)
+# `auto` times every installed backend on the model at load and keeps the fastest: which one
+# wins depends on the network (measured here: OpenVINO for some, ONNX Runtime for others).
+AUTO_TIMING_RUNS = 5
 
-    Construction validates the model: the device must exist and a forward pass on a probe
+
+def installed_backends() -> list[str]:
+    """Backends whose Python package imports here."""
+    import importlib
+
+    def importable(name: str) -> bool:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return False
+        return True
+
+    return [b for b in BACKENDS if importable(b)]
+
+
+def candidate_backends(requested: str, device: str = "cpu", onnx_file: bool = False) -> list[str]:
+    """The backends `requested` may resolve to, checked to be installed and to fit the device
+    and the model file (an .onnx graph cannot run in PyTorch)."""
+    if requested not in BACKEND_CHOICES:
+        raise ModelLoadError(f"backend '{requested}' is not one of {', '.join(BACKEND_CHOICES)}")
+    if not device.startswith("cpu"):
+        if requested not in ("auto", "torch") or onnx_file:
+            raise ModelLoadError(f"backend '{requested}' runs on the CPU here; use backend "
+                                 f"'torch' and a .pt checkpoint for device '{device}'")
+        return ["torch"]
+    installed = installed_backends()
+    if requested == "auto":
+        usable = [b for b in installed if not (onnx_file and b == "torch")]
+        if not usable:
+            raise ModelLoadError("an .onnx model needs onnxruntime or openvino installed "
+                                 "(pip install onnxruntime)")
+        return usable
+    if onnx_file and requested == "torch":
+        raise ModelLoadError("an .onnx graph cannot run with backend 'torch': use onnxruntime, "
+                             "openvino or auto, or serve its .pt checkpoint")
+    if requested not in installed:
+        raise ModelLoadError(f"backend '{requested}' requested but its Python package is not "
+                             f"installed (pip install {requested}); installed: "
+                             f"{', '.join(installed)}")
+    return [requested]
+
+
+class _TorchEngine:
+    """PyTorch eager, BatchNorm folded, channels-last (depthwise convolutions run many times
+    faster in that layout on CPUs)."""
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device) -> None:
+        self.device = device
+        model = MetricDepth(fuse_for_inference(checkpoint.build()), scale=1.0).to(device)
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def run(self, rgb: np.ndarray) -> np.ndarray:
+        # HWC uint8 viewed as NCHW is already channels-last: no transpose copy.
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        with torch.inference_mode():
+            depth = self.model(x.to(self.device, torch.float32).div_(255.0))
+        return depth[0, 0].cpu().numpy()
+
+
+class _OnnxRuntimeEngine:
+    def __init__(self, onnx_path: Path, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = onnxruntime.InferenceSession(str(onnx_path), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ModelLoadError(f"ONNX Runtime cannot load {onnx_path}: {err}") from err
+
+    def run(self, rgb: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"image": _blob(rgb)})[0][0, 0]
+
+
+class _OpenVinoEngine:
+    def __init__(self, onnx_path: Path, threads: int, width: int, height: int) -> None:
+        import openvino
+
+        core = openvino.Core()
+        # One stream, no pinning: a robot's CPU is shared with everything else it runs.
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                                     "ENABLE_CPU_PINNING": False}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            model = core.read_model(str(onnx_path))
+            model.reshape({model.input(0).any_name: [1, 3, height, width]})
+            self.compiled = core.compile_model(model, "CPU", config)
+        except Exception as err:  # OpenVINO raises RuntimeError subclasses of its own
+            raise ModelLoadError(f"OpenVINO cannot load {onnx_path}: {err}") from err
+        self.request = self.compiled.create_infer_request()
+
+    def run(self, rgb: np.ndarray) -> np.ndarray:
+        return self.request.infer({0: _blob(rgb)})[self.compiled.output(0)][0, 0]
+
+
+def _blob(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) to float32 (1, 3, H, W) in [0, 1]."""
+    return cv2.dnn.blobFromImage(rgb, scalefactor=1.0 / 255.0)
+
+
+def cached_onnx(checkpoint: Checkpoint, width: int, height: int) -> Path:
+    """An .onnx of a .pt checkpoint at this size, exported once and kept in the cache under
+    the checkpoint's content hash (a retrained file at the same path gets a new entry)."""
+    from lumde_ros.config import cache_dir
+    from lumde_ros.export import checkpoint_digest, export_onnx
+
+    path = cache_dir() / "onnx" / f"{checkpoint_digest(checkpoint)[:32]}_{width}x{height}.onnx"
+    if not path.is_file():
+        export_onnx(checkpoint, path, width, height)
+    return path
+
+
+class Predictor:
+    """Runs a depth model on single RGB images with one of the BACKENDS.
+
+    `onnx_path`: an .onnx from `lumde export` (then `checkpoint` is its metadata, without
+    weights); otherwise the ONNX backends use a cached export of the checkpoint. Construction
+    validates the model: the backend and device must exist and a forward pass on a probe
     image must be finite, so a broken model is refused before it serves a frame.
     """
 
-    backend = "torch"
-
     def __init__(self, checkpoint: Checkpoint, device: str = "cpu", threads: int = 0,
-                 input_width: int = 0, input_height: int = 0) -> None:
+                 input_width: int = 0, input_height: int = 0, backend: str = "torch",
+                 onnx_path: Path | None = None) -> None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelLoadError(f"device '{device}' requested but this PyTorch build sees no "
                                  "CUDA GPU; set device to 'cpu'")
+        candidates = candidate_backends(backend, device, onnx_path is not None)
         if threads > 0:
             torch.set_num_threads(threads)
         self.checkpoint = checkpoint
         self.device = torch.device(device)
-        net = checkpoint.build()
-        self.width, self.height = network_size(checkpoint, input_width, input_height,
-                                               getattr(net, "STRIDE", 1))
-        self._model = MetricDepth(fuse_for_inference(net), scale=1.0).to(self.device)
-        # Depthwise convolutions run many times faster in channels-last layout on CPUs.
-        self._model = self._model.to(memory_format=torch.channels_last)
+        stride = ARCHITECTURES[checkpoint.arch].STRIDE if checkpoint.arch in ARCHITECTURES else 1
+        self.width, self.height = network_size(checkpoint, input_width, input_height, stride)
+        dynamic = bool(checkpoint.provenance.get("dynamic"))
+        if onnx_path is not None and not dynamic and (self.width, self.height) != (
+                checkpoint.input_width, checkpoint.input_height):
+            raise ModelLoadError(f"{onnx_path} was exported for {checkpoint.input_width}x"
+                                 f"{checkpoint.input_height} only; set input_width/height to 0 "
+                                 "or export with --dynamic")
         probe = np.random.default_rng(0).integers(0, 256, (self.height, self.width, 3), np.uint8)
-        if not np.isfinite(self.forward(probe)).all():
-            raise ModelLoadError(f"model ({checkpoint.describe()}) gives non-finite depth on a "
-                                 "test image; its weights are broken")
+        self.timings_ms: dict[str, float] = {}
+        engines = {}
+        for name in candidates:
+            engines[name] = self._engine = self._make_engine(name, threads, onnx_path)
+            if not np.isfinite(self.forward(probe)).all():
+                raise ModelLoadError(f"model ({checkpoint.describe()}) gives non-finite depth "
+                                     f"on a test image with {name}; its weights are broken")
+            if len(candidates) > 1:
+                runs = [self._timed(probe) for _ in range(AUTO_TIMING_RUNS)]
+                self.timings_ms[name] = round(1e3 * float(np.median(runs)), 2)
+        self.backend = min(self.timings_ms, key=self.timings_ms.get) if self.timings_ms \
+            else candidates[0]
+        self._engine = engines[self.backend]
         self.last_forward_s = 0.0
+
+    def _make_engine(self, name: str, threads: int, onnx_path: Path | None):
+        if name == "torch":
+            return _TorchEngine(self.checkpoint, self.device)
+        path = onnx_path or cached_onnx(self.checkpoint, self.width, self.height)
+        if name == "onnxruntime":
+            return _OnnxRuntimeEngine(path, threads)
+        return _OpenVinoEngine(path, threads, self.width, self.height)
+
+    def _timed(self, rgb: np.ndarray) -> float:
+        self.forward(rgb)
+        return self.last_forward_s
 
     def forward(self, rgb: np.ndarray) -> np.ndarray:
         """Network depth (network units, network resolution) for RGB uint8 (H, W, 3)."""
         rgb = resize_image(rgb, self.width, self.height)
-        # HWC uint8 viewed as NCHW is already channels-last: no transpose copy.
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
         start = time.perf_counter()
-        with torch.inference_mode():
-            depth = self._model(x.to(self.device, torch.float32).div_(255.0))
+        depth = self._engine.run(rgb)
         self.last_forward_s = time.perf_counter() - start
-        return depth[0, 0].cpu().numpy()
+        return depth
 
     def predict(self, rgb: np.ndarray, scale: DepthScale, out_size: tuple[int, int] | None = None,
                 min_depth_m: float = 0.0, max_depth_m: float = float("inf")) -> np.ndarray:
@@ -96,6 +242,17 @@ class Predictor:
         if out_size is not None and out_size != (self.width, self.height):
             depth = cv2.resize(depth, out_size, interpolation=cv2.INTER_LINEAR)
         return metric_depth(depth, scale.value, min_depth_m, max_depth_m)
+
+
+def load_model(path: str | Path) -> tuple[Checkpoint, Path | None]:
+    """A .pt checkpoint, or an .onnx export (its metadata and its path)."""
+    from lumde_ros.checkpoint import load_checkpoint
+    from lumde_ros.export import read_onnx_checkpoint
+
+    path = Path(path).expanduser()
+    if path.suffix == ".onnx":
+        return read_onnx_checkpoint(path), path
+    return load_checkpoint(path), None
 
 
 # Beyond this shrink factor bilinear sampling aliases visibly and area averaging is worth its

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from collections.abc import Iterator
 
 os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 101))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# A fresh cache per session, so cached ONNX exports and textures are made by the code tested.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lumde-test-cache-")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -31,11 +31,12 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from lumde_ros.checkpoint import load_checkpoint, untrained_student
+from lumde_ros.checkpoint import untrained_student
 from lumde_ros.config import node_defaults
 from lumde_ros.errors import ConfigError, IntrinsicsError, LumdeError
 from lumde_ros.geometry import Intrinsics
-from lumde_ros.inference import SCALE_MODES, DepthScale, Predictor, resolve_scale
+from lumde_ros.inference import (BACKEND_CHOICES, SCALE_MODES, DepthScale, Predictor,
+                                 load_model, resolve_scale)
 from lumde_ros.nodes.params import ParamSpec, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, MatchedSubscription, profile
 from lumde_ros.nodes.throttle import Throttle
@@ -51,9 +52,14 @@ WARN_PERIOD_S = 5.0
 AUTO_QOS_PERIOD_S = 0.5
 
 PARAMS = (
-    ParamSpec("model_path", "Checkpoint (.pt) to serve; empty serves an untrained seeded "
-              "student. Setting it at runtime hot-swaps the model; a bad file is refused."),
-    ParamSpec("device", "Torch device: cpu, cuda or cuda:N.", read_only=True),
+    ParamSpec("model_path", "Model to serve: a .pt checkpoint or an .onnx from lumde export; "
+              "empty serves an untrained seeded student. Setting it at runtime hot-swaps the "
+              "model; a bad file is refused and the old model keeps serving."),
+    ParamSpec("backend", "Inference engine: auto (times the installed ones at load and keeps "
+              "the fastest), torch, onnxruntime or openvino.", read_only=True,
+              choices=BACKEND_CHOICES),
+    ParamSpec("device", "Torch device: cpu, cuda or cuda:N (cuda needs backend torch).",
+              read_only=True),
     ParamSpec("threads", "CPU threads for inference (0: library default).", read_only=True,
               low=0, high=256),
     ParamSpec("input_width", "Network input width in pixels (multiple of 32); 0 with "
@@ -111,6 +117,7 @@ class DepthParams:
     """The node's parameters, read once and replaced whole on every accepted change."""
 
     model_path: str
+    backend: str
     device: str
     threads: int
     input_width: int
@@ -149,11 +156,10 @@ class Served:
 
 def load_served(p: DepthParams) -> Served:
     """Load and validate the model `p` asks for (raises LumdeError with the reason)."""
-    if p.model_path:
-        checkpoint = load_checkpoint(Path(p.model_path).expanduser())
-    else:
-        checkpoint = untrained_student()
-    predictor = Predictor(checkpoint, p.device, p.threads, p.input_width, p.input_height)
+    checkpoint, onnx_path = load_model(p.model_path) if p.model_path else (untrained_student(),
+                                                                           None)
+    predictor = Predictor(checkpoint, p.device, p.threads, p.input_width, p.input_height,
+                          p.backend, onnx_path)
     return Served(predictor, resolve_scale(checkpoint, p.scale_mode, p.depth_scale))
 
 
@@ -328,6 +334,9 @@ class DepthNode(Node):
                  f"{self._params.model_path or '(built-in untrained student)'} on "
                  f"{pred.device} ({pred.backend}), network input {pred.width}x{pred.height}, "
                  f"depth scale {served.scale.value:g}")
+        if pred.timings_ms:
+            log.info(f"backend {self._params.backend}: forward ms per installed backend "
+                     f"{pred.timings_ms}, using {pred.backend}")
         for problem in self._model_problems():
             log.warning(problem)
 

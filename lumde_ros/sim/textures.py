@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from skimage import data, io
 
+from lumde_ros.config import cache_dir
 from lumde_ros.sim.scene import Texture
 
 # name -> (scikit-image loader, physical size in metres one copy of the image covers).
@@ -33,15 +34,9 @@ def _rgb(image: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
-def cache_dir() -> Path:
-    """Where the texture files live (XDG cache, shared by runs)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lumde_ros" / f"textures-{TEXTURE_SIZE}"
-
-
 def prepare_textures(folder: Path | None = None) -> tuple[dict[str, Texture], list[Texture]]:
     """Surface textures by role (floor, wall, ceiling, furniture) and wall photographs."""
-    folder = folder or cache_dir()
+    folder = folder or cache_dir() / f"textures-{TEXTURE_SIZE}"
     folder.mkdir(parents=True, exist_ok=True)
 
     def texture(name: str, loader, tile_m: float) -> Texture:

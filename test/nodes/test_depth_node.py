@@ -55,7 +55,7 @@ def test_diagnostics_report_model_rate_and_latency(graph_factory, frames):
                what="diagnostics")
     d = g.diagnostics()
     assert d["model_path"] == "(built-in untrained student)" and "untrained" in d["model"]
-    assert d["backend"] == "torch" and d["metric"] == "False"
+    assert d["backend"] in ("torch", "onnxruntime", "openvino") and d["metric"] == "False"
     assert float(d["latency_p50_ms"]) > 0 and float(d["forward_p50_ms"]) > 0
     assert d["input_qos"] == "reliable" and d["intrinsics"] == "camera_info"
 
@@ -195,10 +195,10 @@ def test_scale_and_range_change_at_runtime(graph_factory, frames):
 def test_non_finite_network_output_skips_frames_and_recovers(graph_factory, frames,
                                                              student_path):
     import torch
-    g = graph_factory()
+    g = graph_factory(backend="torch")
     g.send(frames[0])
     with torch.no_grad():  # a bit flip in memory: every weight of the served model goes NaN
-        for p in g.node._served.predictor._model.parameters():
+        for p in g.node._served.predictor._engine.model.parameters():
             p.fill_(float("nan"))
     g.player.publish(frames[1])
     wait_until(lambda: int(g.diagnostics().get("skipped_frames", 0)) >= 1, what="skip count")
@@ -240,10 +240,11 @@ def test_fronto_parallel_plane_is_back_projected_exactly(graph_factory, frames, 
                       depth_resolution=resolution, points_stride=3)
     header = g.send(frames[0])
     depth = image_to_depth(g.output("depth/image", header))
-    np.testing.assert_allclose(depth, plane_m, rtol=1e-4)
+    # 1e-3: OpenVINO's CPU kernels (auto may pick them) approximate exp in the sigmoid
+    np.testing.assert_allclose(depth, plane_m, rtol=1e-3)
     xyz, _ = cloud_to_arrays(g.output("points", header))
     camera = CAMERA.resized(*size)
     v, u = np.mgrid[0:size[1]:3, 0:size[0]:3]
     expected = np.stack([(u - camera.cx) / camera.fx * plane_m,
                          (v - camera.cy) / camera.fy * plane_m, np.full(u.shape, plane_m)], -1)
-    np.testing.assert_allclose(xyz, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(xyz, expected, rtol=1e-3, atol=1e-5)

@@ -1,0 +1,127 @@
+"""ONNX export of any depth network the project makes, with the checkpoint's metadata in the
+graph, verified against PyTorch before it counts as done.
+
+The graph takes RGB in [0, 1] as `image` (1, 3, H, W) and returns `depth` (1, 1, H, W) in
+network units; multiply by the metadata's depth_scale for metres (1.0 for metric models).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lumde_ros.checkpoint import FORMAT, FORMAT_VERSION, Checkpoint
+from lumde_ros.errors import ModelLoadError
+from lumde_ros.models import MetricDepth, fuse_for_inference
+
+METADATA_KEY = FORMAT
+OPSET = 17
+# Largest |onnx - torch| / torch depth accepted by the export check.
+VERIFY_RTOL = 1e-4
+
+
+def checkpoint_digest(checkpoint: Checkpoint) -> str:
+    """Content hash of a checkpoint's architecture and weights (not its path or provenance)."""
+    digest = hashlib.sha256(json.dumps([checkpoint.arch, checkpoint.arch_config],
+                                       sort_keys=True).encode())
+    for name in sorted(checkpoint.state_dict):
+        digest.update(name.encode())
+        digest.update(checkpoint.state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def metadata(checkpoint: Checkpoint, dynamic: bool) -> dict[str, object]:
+    """What an .onnx file records about the model it holds (all but the weights)."""
+    return {"format_version": FORMAT_VERSION, "arch": checkpoint.arch,
+            "arch_config": checkpoint.arch_config, "input_width": checkpoint.input_width,
+            "input_height": checkpoint.input_height, "metric": checkpoint.metric,
+            "depth_scale": checkpoint.depth_scale, "provenance": checkpoint.provenance,
+            "dynamic": dynamic}
+
+
+def export_onnx(checkpoint: Checkpoint, out: str | Path, width: int, height: int,
+                dynamic: bool = False, probes: int = 3) -> dict[str, object]:
+    """Write `out` atomically and check it with ONNX Runtime against PyTorch on `probes`
+    random images (and, when dynamic, at a second size). Returns what was checked."""
+    import onnx
+
+    out = Path(out)
+    model = MetricDepth(fuse_for_inference(checkpoint.build()), 1.0).eval()
+    dummy = torch.rand(1, 3, height, width)
+    axes = {"image": {2: "height", 3: "width"}, "depth": {2: "height", 3: "width"}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    try:
+        torch.onnx.export(model, (dummy,), tmp, input_names=["image"], output_names=["depth"],
+                          opset_version=OPSET, dynamo=False,
+                          dynamic_axes=axes if dynamic else None)
+        graph = onnx.load(tmp)
+        info = metadata(checkpoint, dynamic)
+        info.update(input_width=width, input_height=height)
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(info)
+        onnx.save(graph, tmp)
+        sizes = [(width, height)] + ([(width + 64, height + 32)] if dynamic else [])
+        worst = verify(model, Path(tmp), sizes, probes)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return {"onnx": str(out), "input": f"{width}x{height}", "dynamic": dynamic,
+            "opset": OPSET, "verified_inputs": probes * len(sizes),
+            "max_relative_error": worst, "tolerance": VERIFY_RTOL}
+
+
+def verify(model: torch.nn.Module, path: Path, sizes: list[tuple[int, int]],
+           probes: int) -> float:
+    """Largest relative depth difference between ONNX Runtime and PyTorch; raises when it
+    exceeds VERIFY_RTOL."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for width, height in sizes:
+        for _ in range(probes):
+            x = rng.random((1, 3, height, width), dtype=np.float32)
+            with torch.no_grad():
+                expected = model(torch.from_numpy(x)).numpy()
+            got = session.run(["depth"], {"image": x})[0]
+            worst = max(worst, float(np.max(np.abs(got - expected) / np.abs(expected))))
+    if not worst <= VERIFY_RTOL:
+        raise ModelLoadError(f"exported graph disagrees with PyTorch: relative error {worst:.2e} "
+                             f"> {VERIFY_RTOL:.0e}; not writing {path.name}")
+    return worst
+
+
+def read_onnx_checkpoint(path: str | Path) -> Checkpoint:
+    """The metadata of an .onnx file written by `lumde export`, as a Checkpoint without
+    weights (the weights stay in the graph)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model {path} does not exist or is not a file")
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError and others for corrupt files
+        raise ModelLoadError(f"{path} is not a readable ONNX model (corrupt or truncated): "
+                             f"{type(err).__name__}: {err}") from err
+    props = {p.key: p.value for p in graph.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelLoadError(f"{path} has no lumde_ros metadata; export models with "
+                             "`lumde export` so their input size and scale are known")
+    try:
+        info = json.loads(props[METADATA_KEY])
+        return Checkpoint(arch=info["arch"], arch_config=info["arch_config"],
+                          input_width=int(info["input_width"]),
+                          input_height=int(info["input_height"]), metric=bool(info["metric"]),
+                          depth_scale=float(info["depth_scale"]), state_dict={},
+                          provenance=dict(info["provenance"], dynamic=info["dynamic"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelLoadError(f"{path} has malformed lumde_ros metadata: {err}") from err
