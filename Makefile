@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q test
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/depth_node.py
+	$(BIN)/python benchmarks/backends.py
 
 clean:
 	rm -rf $(VENV) demo_output build install log *.egg-info

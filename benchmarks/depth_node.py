@@ -3,7 +3,7 @@ depth node (installed console script) in its own process with the point cloud on
 process subscribing like RViz. Prints output rate, latency, CPU and, measured in the same run
 before the node starts, the bare network forward time, so the node's overhead is a ratio.
 
-    .venv/bin/python benchmarks/depth_node.py [--seconds 20] [--rate-hz 30]
+    .venv/bin/python benchmarks/depth_node.py [--seconds 20] [--rate-hz 30] [--backend torch]
 """
 from __future__ import annotations
 
@@ -49,13 +49,12 @@ def publish(rate_hz: float) -> None:
         pass
 
 
-def bare_forward_ms(threads: int, runs: int = 50) -> float:
-    """Median network forward (the torch call only) at the default 320x256 input."""
-    import torch
+def bare_forward_ms(threads: int, backend: str = "torch", runs: int = 50) -> float:
+    """Median network forward alone (after 10 warm-up runs) at the default 320x256 input."""
     from lumde_ros.checkpoint import untrained_student
     from lumde_ros.inference import Predictor
 
-    predictor = Predictor(untrained_student(), threads=threads)
+    predictor = Predictor(untrained_student(), threads=threads, backend=backend)
     rgb = np.random.default_rng(0).integers(0, 256, (predictor.height, predictor.width, 3),
                                             np.uint8)
     times = []
@@ -63,8 +62,72 @@ def bare_forward_ms(threads: int, runs: int = 50) -> float:
         predictor.forward(rgb)
         if k >= 10:
             times.append(predictor.last_forward_s * 1e3)
-    torch.set_num_threads(1)
     return statistics.median(times)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_node(backend: str, threads: int, seconds: float, warmup: float,
+                 rate_hz: float) -> dict[str, float]:
+    """The depth node (own process) fed by a camera process, measured from a subscriber."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from lumde_ros.nodes.demo import OutputRecorder, depth_node_command
+    from lumde_ros.nodes.qos import profile
+
+    node = subprocess.Popen(depth_node_command(extra=["-p", f"threads:={threads}",
+                                                      "-p", f"backend:={backend}"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    camera = subprocess.Popen([sys.executable, __file__, "--publish", "--rate-hz", str(rate_hz)])
+    rclpy.init()
+    recorder = OutputRecorder(name="bench_recorder", depth=5, topics=("points",))
+    arrivals: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def on_depth(msg) -> None:
+        with lock:
+            arrivals.append((time.time(), msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
+
+    recorder.create_subscription(Image, "depth/image", on_depth, profile("reliable", 5))
+    executor = SingleThreadedExecutor()
+    executor.add_node(recorder)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        time.sleep(warmup)
+        with lock:
+            arrivals.clear()
+        points_before = len(recorder.received("points"))
+        diag0, cpu0 = recorder.last_diagnostics(), cpu_seconds(node.pid)
+        time.sleep(seconds)
+        diag1, cpu1 = recorder.last_diagnostics(), cpu_seconds(node.pid)
+        with lock:
+            window = list(arrivals)
+        clouds = len(recorder.received("points")) - points_before
+    finally:
+        for p in (camera, node):
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=15)
+        executor.shutdown()
+        rclpy.try_shutdown()
+    frames = int(diag1["processed_frames"]) - int(diag0["processed_frames"])
+    e2e = [1e3 * (t - s) for t, s in window]
+    return {"backend": diag1["backend"], "rate_hz": len(window) / seconds,
+            "points_hz": clouds / seconds,
+            "latency_p50_ms": float(diag1["latency_p50_ms"]),
+            "latency_p95_ms": float(diag1["latency_p95_ms"]),
+            "e2e_p50_ms": float(np.percentile(e2e, 50)), "e2e_p95_ms": float(np.percentile(e2e, 95)),
+            "processing_p50_ms": float(diag1["processing_p50_ms"]),
+            "forward_p50_ms": float(diag1["forward_p50_ms"]),
+            "cpu_ms_per_frame": 1e3 * (cpu1 - cpu0) / max(frames, 1),
+            "dropped": int(diag1["dropped_frames"]) - int(diag0["dropped_frames"]),
+            "frames": frames}
 
 
 def main() -> None:
@@ -73,84 +136,31 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--rate-hz", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backend", default="torch")
     ap.add_argument("--publish", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.publish:
         publish(args.rate_hz)
         return
-
-    forward_ms = bare_forward_ms(args.threads)
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from lumde_ros.nodes.demo import OutputRecorder, depth_node_command
-
-    node = subprocess.Popen(depth_node_command(extra=["-p", f"threads:={args.threads}"]),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    camera = subprocess.Popen([sys.executable, __file__, "--publish", "--rate-hz",
-                               str(args.rate_hz)])
-    rclpy.init()
-    recorder = OutputRecorder(name="bench_recorder", depth=5)
-    arrivals: list[tuple[float, float]] = []  # (receive time, stamp) of depth/image
-    lock = threading.Lock()
-
-    def on_depth(msg) -> None:
-        now = time.time()
-        with lock:
-            arrivals.append((now, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9))
-
-    from sensor_msgs.msg import Image
-    from lumde_ros.nodes.qos import profile
-    recorder.create_subscription(Image, "depth/image", on_depth, profile("reliable", 5))
-    executor = SingleThreadedExecutor()
-    executor.add_node(recorder)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
-        time.sleep(args.warmup)
-        with lock:
-            arrivals.clear()
-        points_before = len(recorder.received("points"))
-        cpu_samples = []
-        end = time.monotonic() + args.seconds
-        while time.monotonic() < end:
-            time.sleep(1.0)
-            d = recorder.last_diagnostics()
-            if d:
-                cpu_samples.append(float(d["cpu_percent"]))
-        with lock:
-            window = list(arrivals)
-        diag = recorder.last_diagnostics()
-        clouds = len(recorder.received("points")) - points_before
-    finally:
-        for p in (camera, node):
-            p.send_signal(signal.SIGINT)
-            p.wait(timeout=15)
-        executor.shutdown()
-        rclpy.try_shutdown()
-
-    rate = len(window) / args.seconds
-    e2e = [1e3 * (t - s) for t, s in window]
-    node_p50 = float(diag["latency_p50_ms"])
-    node_fwd = float(diag["forward_p50_ms"])
-    node_proc = float(diag["processing_p50_ms"])
+    forward_ms = bare_forward_ms(args.threads, args.backend)
+    m = measure_node(args.backend, args.threads, args.seconds, args.warmup, args.rate_hz)
     print(f"camera: {WIDTH}x{HEIGHT} rgb8 at {args.rate_hz:g} Hz (reliable), network 320x256, "
-          f"points on, threads {args.threads}, {args.seconds:g} s after {args.warmup:g} s warm-up")
+          f"points on, backend {m['backend']}, threads {args.threads}, {args.seconds:g} s after "
+          f"{args.warmup:g} s warm-up")
     print(f"bare forward (same run, node not started)  median {forward_ms:7.2f} ms")
-    print(f"output rate at the subscriber               {rate:7.2f} Hz depth/image, "
-          f"{clouds / args.seconds:.2f} Hz points (node's own: {diag['rate_hz']} Hz)")
-    print(f"node latency, stamp -> publish (diag)       p50 {node_p50:7.2f} ms   "
-          f"p95 {float(diag['latency_p95_ms']):7.2f} ms")
-    print(f"end-to-end, stamp -> subscriber             p50 {np.percentile(e2e, 50):7.2f} ms   "
-          f"p95 {np.percentile(e2e, 95):7.2f} ms")
-    print(f"node processing, decode -> last publish     p50 {node_proc:7.2f} ms")
-    print(f"forward inside the node under load          p50 {node_fwd:7.2f} ms")
-    print(f"node overhead (processing - forward, p50)       {node_proc - node_fwd:7.2f} ms = "
-          f"{(node_proc - node_fwd) / node_fwd:.0%} of the in-node forward")
-    print(f"latency beyond processing (transport, wait for the frame in flight) "
-          f"{node_p50 - node_proc:.2f} ms")
-    print(f"node CPU                                    median {statistics.median(cpu_samples):6.1f} % "
-          f"of one core; dropped {diag['dropped_frames']} of "
-          f"{int(diag['dropped_frames']) + int(diag['processed_frames'])} frames")
+    print(f"output rate at the subscriber               {m['rate_hz']:7.2f} Hz depth/image, "
+          f"{m['points_hz']:.2f} Hz points")
+    print(f"node latency, stamp -> publish (diag)       p50 {m['latency_p50_ms']:7.2f} ms   "
+          f"p95 {m['latency_p95_ms']:7.2f} ms")
+    print(f"end-to-end, stamp -> subscriber             p50 {m['e2e_p50_ms']:7.2f} ms   "
+          f"p95 {m['e2e_p95_ms']:7.2f} ms")
+    print(f"node processing, decode -> last publish     p50 {m['processing_p50_ms']:7.2f} ms")
+    print(f"forward inside the node under load          p50 {m['forward_p50_ms']:7.2f} ms")
+    overhead = m["processing_p50_ms"] - m["forward_p50_ms"]
+    print(f"node overhead (processing - forward, p50)       {overhead:7.2f} ms = "
+          f"{overhead / m['forward_p50_ms']:.0%} of the in-node forward")
+    print(f"node CPU per processed frame                    {m['cpu_ms_per_frame']:7.2f} ms "
+          f"({m['frames']} frames, {m['dropped']} dropped)")
 
 
 if __name__ == "__main__":

@@ -69,16 +69,17 @@ class CameraPlayer(Node):
 class OutputRecorder(Node):
     """Subscribes (reliable, as RViz does) to every output of a depth node and keeps them."""
 
-    def __init__(self, name: str = "output_recorder", namespace: str = "",
-                 depth: int = 50) -> None:
+    OUTPUTS = {"depth/image": Image, "depth/camera_info": CameraInfo, "points": PointCloud2,
+               "depth/colored": Image}
+
+    def __init__(self, name: str = "output_recorder", namespace: str = "", depth: int = 50,
+                 topics: tuple[str, ...] = tuple(OUTPUTS)) -> None:
         super().__init__(name, namespace=namespace)
         qos = profile("reliable", depth)
         self.lock = threading.Lock()
-        self.messages: dict[str, list] = {"depth/image": [], "depth/camera_info": [],
-                                          "points": [], "depth/colored": [], "diagnostics": []}
-        for topic, kind in (("depth/image", Image), ("depth/camera_info", CameraInfo),
-                            ("points", PointCloud2), ("depth/colored", Image)):
-            self.create_subscription(kind, topic, self._keeper(topic), qos)
+        self.messages: dict[str, list] = {topic: [] for topic in (*self.OUTPUTS, "diagnostics")}
+        for topic in topics:
+            self.create_subscription(self.OUTPUTS[topic], topic, self._keeper(topic), qos)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._keeper("diagnostics"), 10)
 
     def _keeper(self, topic: str):

@@ -248,3 +248,34 @@ def test_fronto_parallel_plane_is_back_projected_exactly(graph_factory, frames, 
     expected = np.stack([(u - camera.cx) / camera.fx * plane_m,
                          (v - camera.cy) / camera.fy * plane_m, np.full(u.shape, plane_m)], -1)
     np.testing.assert_allclose(xyz, expected, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+def test_every_backend_serves_over_dds(graph_factory, frames, backend):
+    g = graph_factory(backend=backend)
+    header = g.send(frames[0])
+    depth = image_to_depth(g.output("depth/image", header))
+    assert np.isfinite(depth).mean() > 0.99
+    wait_until(lambda: g.diagnostics().get("backend") == backend, what="backend in diagnostics")
+
+
+def test_hot_swap_between_pt_and_onnx_and_refuse_a_corrupt_onnx(graph_factory, frames,
+                                                                student_path, tmp_path):
+    from lumde_ros.checkpoint import load_checkpoint
+    from lumde_ros.export import export_onnx
+    onnx_path = tmp_path / "student.onnx"
+    export_onnx(load_checkpoint(student_path), onnx_path, 320, 256)
+    g = graph_factory(backend="onnxruntime", model_path=str(student_path))
+    d_pt = image_to_depth(g.output("depth/image", g.send(frames[0])))
+    assert _set(g, model_path=str(onnx_path)).successful
+    d_onnx = image_to_depth(g.output("depth/image", g.send(frames[0])))
+    np.testing.assert_allclose(d_onnx, d_pt, rtol=2e-3)
+    wait_until(lambda: g.diagnostics().get("model_path") == str(onnx_path), what="onnx served")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(onnx_path.read_bytes()[:5000])
+    result = _set(g, model_path=str(corrupt))
+    assert not result.successful and "corrupt.onnx" in result.reason
+    np.testing.assert_allclose(image_to_depth(g.output("depth/image", g.send(frames[0]))),
+                               d_onnx)  # the old model keeps serving
+    assert _set(g, model_path=str(student_path)).successful  # and back to the .pt
+    g.send(frames[1])
