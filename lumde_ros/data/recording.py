@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.highlevel import AnyReader
 
 from lumde_ros.errors import BagError, EncodingError, IntrinsicsError
 from lumde_ros.geometry import Intrinsics, pose_matrix
@@ -52,7 +52,7 @@ class Recording:
         try:
             self._reader = AnyReader([self.path])
             self._reader.open()
-        except (AnyReaderError, Exception) as err:  # rosbags raises several types for bad files
+        except Exception as err:  # rosbags raises AnyReaderError and others for bad files
             raise BagError(f"cannot open {self.path} as a rosbag2 (corrupt, truncated or not a "
                            f"bag): {type(err).__name__}: {err}") from err
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}

@@ -8,7 +8,7 @@ scale a camera sees it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,24 +42,6 @@ class Box:
 
 
 @dataclass(frozen=True)
-class SceneSpec:
-    """Everything needed to rebuild a scene; drawn from a seed by `random_scene`."""
-
-    kind: str
-    width_m: float      # along world y
-    length_m: float     # along world x
-    height_m: float
-    floor: Texture
-    wall: Texture
-    ceiling: Texture
-    wall_tint: tuple[float, float, float]
-    boxes: tuple[Box, ...] = ()
-    posters: tuple[tuple[Texture, tuple[float, float, float], float, float], ...] = ()
-    props: tuple[tuple[str, tuple[float, float, float], float, float], ...] = ()
-    path: "Stadium" = field(default=None)  # type: ignore[assignment]
-
-
-@dataclass(frozen=True)
 class Stadium:
     """A closed robot path: two straights of length 2*half_length joined by half circles of
     `radius`, centred at (cx, cy), straights along x."""
@@ -90,6 +72,26 @@ class Stadium:
         return (self.cx - a - r * math.sin(t), self.cy + r * math.cos(t), math.pi + t, 1.0 / r)
 
 
+@dataclass(frozen=True)
+class SceneSpec:
+    """Everything needed to rebuild a scene; drawn from a seed by `random_scene`."""
+
+    kind: str
+    width_m: float      # along world y
+    length_m: float     # along world x
+    height_m: float
+    floor: Texture
+    wall: Texture
+    ceiling: Texture
+    wall_tint: tuple[float, float, float]
+    path: Stadium
+    boxes: tuple[Box, ...] = ()
+    # (photo, centre on a long wall, width, height)
+    posters: tuple[tuple[Texture, tuple[float, float, float], float, float], ...] = ()
+    # (pybullet_data URDF, position, yaw, scale)
+    props: tuple[tuple[str, tuple[float, float, float], float, float], ...] = ()
+
+
 def random_scene(rng: np.random.Generator, kind: str, textures: dict[str, Texture],
                  photos: list[Texture]) -> SceneSpec:
     """Draw a room or corridor, its furniture and its robot path."""
@@ -115,7 +117,7 @@ def random_scene(rng: np.random.Generator, kind: str, textures: dict[str, Textur
     path = Stadium(cx=length / 2, cy=width / 2, half_length=max(0.0, free_l / 2 - radius),
                    radius=radius)
     return SceneSpec(kind, width, length, height, textures["floor"], textures["wall"],
-                     textures["ceiling"], tint, tuple(boxes), tuple(posters), tuple(props), path)
+                     textures["ceiling"], tint, path, tuple(boxes), tuple(posters), tuple(props))
 
 
 def _furniture(rng: np.random.Generator, kind: str, length: float, width: float,

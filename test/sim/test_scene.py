@@ -16,7 +16,7 @@ from lumde_ros.sim.textures import prepare_textures
 def test_floor_depth_matches_the_analytic_plane():
     roles, _ = prepare_textures()
     spec = SceneSpec("room", 6.0, 8.0, 2.8, roles["floor"], roles["wall"], roles["ceiling"],
-                     (1.0, 1.0, 1.0), path=Stadium(4.0, 3.0, 1.0, 1.0))
+                     (1.0, 1.0, 1.0), Stadium(4.0, 3.0, 1.0, 1.0))
     renderer = SceneRenderer(spec)
     height, pitch = 0.9, math.radians(15)
     intrinsics = camera_intrinsics(320, 240, 70.0)
