@@ -115,3 +115,73 @@ def matrix_quaternion(matrix: np.ndarray) -> np.ndarray:
 
 # camera_link (x forward, y left, z up) to its optical frame (z forward, x right, y down).
 OPTICAL_FROM_LINK_RPY = (-math.pi / 2, 0.0, -math.pi / 2)
+
+
+# --- batched torch geometry for view synthesis (training and the trainer's gate) -----------
+
+def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (B, 3, 3) from axis-angle vectors (B, 3) (Rodrigues' formula)."""
+    angle = axis_angle.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    axis = axis_angle / angle
+    x, y, z = axis[:, 0], axis[:, 1], axis[:, 2]
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=1).view(-1, 3, 3)
+    sin, cos = torch.sin(angle)[:, :, None], torch.cos(angle)[:, :, None]
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(cross)
+    return eye + sin * cross + (1 - cos) * (cross @ cross)
+
+
+def pose_from_vector(axis_angle: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """4x4 transforms (B, 4, 4) from axis-angle (B, 3) and translation (B, 3)."""
+    pose = torch.eye(4, dtype=axis_angle.dtype, device=axis_angle.device).repeat(
+        axis_angle.shape[0], 1, 1)
+    pose[:, :3, :3] = axis_angle_to_matrix(axis_angle)
+    pose[:, :3, 3] = translation
+    return pose
+
+
+def pixel_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """Homogeneous pixel coordinates (3, H*W) [u; v; 1], built from the shape (so any batch
+    size and resolution works)."""
+    v, u = torch.meshgrid(torch.arange(height, dtype=like.dtype, device=like.device),
+                          torch.arange(width, dtype=like.dtype, device=like.device),
+                          indexing="ij")
+    return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])
+
+
+def backproject_depth(depth: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Depth (B, 1, H, W) metres with camera matrices K (B, 3, 3) to camera-frame points
+    (B, 3, H*W)."""
+    b, _, h, w = depth.shape
+    rays = torch.linalg.inv(k) @ pixel_grid(h, w, depth)
+    return rays * depth.reshape(b, 1, h * w)
+
+
+def project_points(points: torch.Tensor, k: torch.Tensor, height: int,
+                   width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera-frame points (B, 3, H*W) to pixel coordinates normalised to [-1, 1] for
+    grid_sample (B, H, W, 2), and the points' depth (B, 1, H, W)."""
+    b = points.shape[0]
+    pixels = k @ points
+    z = pixels[:, 2:3]
+    uv = pixels[:, :2] / z.clamp_min(1e-6)
+    u = uv[:, 0] / (width - 1) * 2 - 1
+    v = uv[:, 1] / (height - 1) * 2 - 1
+    return torch.stack([u, v], dim=-1).view(b, height, width, 2), z.view(b, 1, height, width)
+
+
+def warp(source: torch.Tensor, depth: torch.Tensor, target_to_source: torch.Tensor,
+         k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Synthesise the target view from `source` (B, C, H, W): each target pixel with `depth`
+    (B, 1, H, W) is moved by the 4x4 `target_to_source` (B, 4, 4), projected with K and
+    sampled bilinearly. Returns the image and a mask (B, 1, H, W) of pixels that land inside
+    the source image in front of its camera."""
+    b, _, h, w = depth.shape
+    points = backproject_depth(depth, k)
+    moved = target_to_source[:, :3, :3] @ points + target_to_source[:, :3, 3:]
+    grid, z = project_points(moved, k, h, w)
+    image = torch.nn.functional.grid_sample(source, grid, mode="bilinear",
+                                            padding_mode="border", align_corners=True)
+    # A hair of slack so border pixels of an exact reprojection are not lost to rounding.
+    inside = (grid.abs() <= 1 + 1e-4).all(dim=-1, keepdim=True).permute(0, 3, 1, 2) & (z > 1e-3)
+    return image, inside.to(source.dtype)
