@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from lumde_ros.checkpoint import untrained_student
 from lumde_ros.errors import ModelLoadError
@@ -21,14 +22,23 @@ def image() -> np.ndarray:
     return np.random.default_rng(3).integers(0, 256, (240, 320, 3), np.uint8)
 
 
-@pytest.mark.parametrize("dynamic", [False, True])
-def test_export_round_trip_every_backend_agrees_with_torch(tmp_path, image, dynamic):
-    checkpoint = untrained_student(seed=4)
+def _teacher():
+    from lumde_ros.checkpoint import checkpoint_from_net, resolved_arch_config
+    from lumde_ros.models import build_depth_net
+    torch.manual_seed(4)
+    config = resolved_arch_config("teacher")
+    return checkpoint_from_net(build_depth_net("teacher", config), "teacher", config, 320, 256,
+                               metric=False, provenance={"seed": 4})
+
+
+@pytest.mark.parametrize("arch, dynamic", [("student", False), ("student", True),
+                                           ("teacher", False)])
+def test_export_round_trip_every_backend_agrees_with_torch(tmp_path, image, arch, dynamic):
+    checkpoint = untrained_student(seed=4) if arch == "student" else _teacher()
     report = export_onnx(checkpoint, tmp_path / "m.onnx", 320, 256, dynamic=dynamic)
     assert report["max_relative_error"] <= report["tolerance"]
     meta, onnx_path = load_model(tmp_path / "m.onnx")
-    assert (meta.arch, meta.arch_config, meta.metric) == ("student", checkpoint.arch_config,
-                                                           False)
+    assert (meta.arch, meta.arch_config, meta.metric) == (arch, checkpoint.arch_config, False)
     assert meta.provenance["seed"] == 4 and meta.provenance["dynamic"] is dynamic
     reference = Predictor(checkpoint, backend="torch").forward(image)
     for backend in ("onnxruntime", "openvino"):

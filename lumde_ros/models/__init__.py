@@ -8,12 +8,16 @@ from torch import nn
 
 from lumde_ros.errors import ModelLoadError
 from lumde_ros.geometry import disp_to_depth
+from lumde_ros.models.pose import PoseNet, PoseOutput
 from lumde_ros.models.student import DepthNetOutput, StudentDepthNet
+from lumde_ros.models.teacher import TeacherDepthNet
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"student": StudentDepthNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"student": StudentDepthNet,
+                                             "teacher": TeacherDepthNet}
 
-__all__ = ["ARCHITECTURES", "DepthNetOutput", "MetricDepth", "StudentDepthNet", "build_depth_net",
-           "count_macs"]
+__all__ = ["ARCHITECTURES", "DepthNetOutput", "MetricDepth", "PoseNet", "PoseOutput",
+           "StudentDepthNet", "TeacherDepthNet", "build_depth_net", "count_macs",
+           "fuse_for_inference"]
 
 
 def build_depth_net(arch: str, arch_config: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,30 @@
+import torch
+
+from lumde_ros.models import PoseNet, StudentDepthNet, TeacherDepthNet, count_macs
+
+
+def test_teacher_outputs_four_scales_full_resolution_first():
+    net = TeacherDepthNet(num_layers=18, enc_channels=(16, 16, 32, 64, 128),
+                          dec_channels=(8, 16, 16, 32, 64)).eval()
+    out = net(torch.rand(2, 3, 64, 96))
+    assert [tuple(d.shape) for d in out.disps] == [(2, 1, 64, 96), (2, 1, 32, 48),
+                                                   (2, 1, 16, 24), (2, 1, 8, 12)]
+    assert [f.shape[1] for f in out.features] == [16, 16, 32, 64, 128]
+    deeper = TeacherDepthNet(num_layers=34, enc_channels=(16, 16, 32, 64, 128),
+                             dec_channels=(8, 16, 16, 32, 64))
+    assert sum(p.numel() for p in deeper.parameters()) > sum(p.numel() for p in net.parameters())
+
+
+def test_student_costs_at_most_five_percent_of_the_default_teacher():
+    ratio = count_macs(StudentDepthNet(), 320, 256) / count_macs(TeacherDepthNet(), 320, 256)
+    assert ratio <= 0.05
+
+
+def test_pose_net_starts_near_identity_and_learns():
+    net = PoseNet()
+    a, b = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
+    out = net(a, b)
+    assert out.axis_angle.shape == (2, 3) and out.translation.shape == (2, 3)
+    assert out.translation.abs().max() < 0.1
+    out.translation.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
