@@ -39,7 +39,7 @@ def network_size(checkpoint: Checkpoint, width: int, height: int, stride: int) -
     """Network input size: the checkpoint's when width/height are 0, else the requested one,
     which must be a positive multiple of the architecture's stride."""
     if width == 0 and height == 0:
-        return checkpoint.input_width, checkpoint.input_height
+        width, height = checkpoint.input_width, checkpoint.input_height
     if width <= 0 or height <= 0 or width % stride or height % stride:
         raise ModelLoadError(f"network input {width}x{height} must be positive multiples of "
                              f"{stride} for '{checkpoint.arch}' (or 0x0 for the checkpoint's own "
@@ -201,17 +201,27 @@ class Predictor:
                                  "or export with --dynamic")
         probe = np.random.default_rng(0).integers(0, 256, (self.height, self.width, 3), np.uint8)
         self.timings_ms: dict[str, float] = {}
-        engines = {}
+        engines, failures = {}, []
         for name in candidates:
-            engines[name] = self._engine = self._make_engine(name, threads, onnx_path)
-            if not np.isfinite(self.forward(probe)).all():
+            try:
+                engines[name] = self._engine = self._make_engine(name, threads, onnx_path)
+                finite = np.isfinite(self.forward(probe)).all()
+            except Exception as err:  # any engine failure means: this model cannot serve here
+                failures.append(f"{name}: {type(err).__name__}: {err}")
+                engines.pop(name, None)
+                continue
+            if not finite:
                 raise ModelLoadError(f"model ({checkpoint.describe()}) gives non-finite depth "
                                      f"on a test image with {name}; its weights are broken")
             if len(candidates) > 1:
                 runs = [self._timed(probe) for _ in range(AUTO_TIMING_RUNS)]
                 self.timings_ms[name] = round(1e3 * float(np.median(runs)), 2)
+        if not engines:
+            raise ModelLoadError(f"model ({checkpoint.describe()}) cannot run: "
+                                 + "; ".join(failures))
+        self.failures = failures  # backends `auto` had to leave out, with why
         self.backend = min(self.timings_ms, key=self.timings_ms.get) if self.timings_ms \
-            else candidates[0]
+            else next(iter(engines))
         self._engine = engines[self.backend]
         self.last_forward_s = 0.0
 

@@ -16,6 +16,8 @@ from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image
 from lumde_ros.ros.image import compressed_to_rgb, image_to_depth, image_to_rgb
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+# Topics a depth estimator publishes: not ground truth, whatever their name says.
+DEPTH_OUTPUTS = ("depth/image", "depth/colored")
 # Recordings hold camera frames, not photographs of cities: anything larger is refused.
 MAX_PIXELS = 1 << 24
 
@@ -56,17 +58,23 @@ class Recording:
             raise BagError(f"cannot open {self.path} as a rosbag2 (corrupt, truncated or not a "
                            f"bag): {type(err).__name__}: {err}") from err
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}
-        self.image_topic = self._pick(image_topic, IMAGE_TYPES, "camera image",
-                                      exclude=("depth",))
-        self.camera_info_topic = self._pick(camera_info_topic, ("sensor_msgs/msg/CameraInfo",),
-                                            "CameraInfo")
+        try:
+            self.image_topic = self._pick(image_topic, IMAGE_TYPES, "camera image",
+                                          exclude=("depth",))
+            self.camera_info_topic = self._pick(camera_info_topic,
+                                                ("sensor_msgs/msg/CameraInfo",), "CameraInfo")
+            if depth_topic and depth_topic not in self.topics:
+                raise BagError(self._missing(depth_topic))
+        except BagError:
+            self.close()
+            raise
+        # Ground truth is found by name; a depth node's own output is never taken for it.
         self.depth_topic = depth_topic or next(
-            (t for t, k in self.topics.items() if k == "sensor_msgs/msg/Image" and "depth" in t),
-            None)
-        if depth_topic and depth_topic not in self.topics:
-            raise BagError(self._missing(depth_topic))
-        self.odom_topic = next((t for t, k in self.topics.items()
+            (t for t, k in sorted(self.topics.items()) if k == "sensor_msgs/msg/Image"
+             and "depth" in t and not t.endswith(DEPTH_OUTPUTS)), None)
+        self.odom_topic = next((t for t, k in sorted(self.topics.items())
                                 if k == "nav_msgs/msg/Odometry"), None)
+        self._mount_parents: dict[str, tuple[str, np.ndarray]] | None = None
 
     def _missing(self, topic: str) -> str:
         listing = ", ".join(f"{t} ({k})" for t, k in sorted(self.topics.items()))
@@ -103,25 +111,32 @@ class Recording:
                            f"{type(err).__name__}: {err}") from err
 
     def _static_mount(self, camera_frame: str, base_frame: str) -> np.ndarray | None:
-        """base_frame -> camera_frame from /tf_static, or None when the chain is incomplete."""
-        parents: dict[str, tuple[str, np.ndarray]] = {}
-        if "/tf_static" in self.topics:
-            for _, msg in self._messages(["/tf_static"]):
-                for t in msg.transforms:
-                    parents[t.child_frame_id] = (t.header.frame_id, _transform(t.transform))
-        chain, frame = np.eye(4), camera_frame
+        """base_frame -> camera_frame from /tf_static (read once), or None when the chain is
+        incomplete or loops."""
+        if self._mount_parents is None:
+            self._mount_parents = {}
+            if "/tf_static" in self.topics:
+                for _, msg in self._messages(["/tf_static"]):
+                    for t in msg.transforms:
+                        self._mount_parents[t.child_frame_id] = (t.header.frame_id,
+                                                                 _transform(t.transform))
+        chain, frame, seen = np.eye(4), camera_frame, set()
         while frame != base_frame:
-            if frame not in parents:
+            if frame not in self._mount_parents or frame in seen:
                 return None
-            parent, transform = parents[frame]
+            seen.add(frame)
+            parent, transform = self._mount_parents[frame]
             chain, frame = transform @ chain, parent
         return chain
 
     def frames(self) -> Iterator[RecordedFrame]:
         """Frames in time order. Ground truth is paired with the image of the same header
-        stamp written next to it; odometry is interpolated to the image stamp."""
+        stamp written next to it; odometry is interpolated to the image stamp. Images recorded
+        before the first CameraInfo are skipped (drivers publish both; either may be logged
+        first)."""
         odometry = self._odometry()
         mount: np.ndarray | None = None
+        mount_tried = False
         intrinsics: Intrinsics | None = None
         pending = None          # (image, intrinsics) waiting for its ground truth
         last_depth = None       # ground truth that arrived before its image
@@ -133,8 +148,9 @@ class Recording:
                 except IntrinsicsError as err:
                     raise BagError(f"{self.path} {topic}: {err}") from err
                 continue
-            if mount is None and odometry and topic == self.image_topic:
+            if not mount_tried and odometry and topic == self.image_topic:
                 mount = self._static_mount(msg.header.frame_id, odometry[0][2])
+                mount_tried = True
             if topic == self.depth_topic:
                 if pending is not None and _stamp(pending[0]) == _stamp(msg):
                     yield self._frame(*pending, image_to_depth(msg), odometry, mount)
@@ -146,8 +162,7 @@ class Recording:
                 yield self._frame(*pending, None, odometry, mount)
                 pending = None
             if intrinsics is None:
-                raise BagError(f"{self.path}: image at {_stamp(msg)} ns precedes any "
-                               f"CameraInfo on {self.camera_info_topic}")
+                continue
             if last_depth is not None and _stamp(last_depth) == _stamp(msg):
                 yield self._frame(msg, intrinsics, image_to_depth(last_depth), odometry, mount)
             elif self.depth_topic:

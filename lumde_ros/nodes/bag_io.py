@@ -41,14 +41,15 @@ class BagPlayer(Node):
                  name: str = "bag_player") -> None:
         super().__init__(name)
         self._bag, self._rate = Path(bag), rate
-        self._reader = Reader(self._bag)
         try:
+            self._reader = Reader(self._bag)
             self._reader.open()
-        except Exception as err:  # rosbags raises several types for damaged bags
+        except Exception as err:  # rosbags raises several types for missing or damaged bags
             raise BagError(f"cannot open {self._bag}: {err}") from err
         self._connections = [c for c in self._reader.connections if c.topic in topics]
         missing = set(topics) - {c.topic for c in self._connections}
         if missing:
+            self._reader.close()
             raise BagError(f"{self._bag} has no topic {sorted(missing)}")
         qos = profile("reliable", 10)
         self._topic_pubs = {c.topic: self.create_publisher(message_class(c.msgtype), c.topic,

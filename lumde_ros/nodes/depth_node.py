@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -257,6 +258,10 @@ class DepthNode(Node):
         except LumdeError as err:
             self._stats.frame_skipped(f"{type(err).__name__}: {err}")
             self._throttle.warn(problem_kind(err), f"skipping frame: {err}")
+        except Exception as err:  # a bug must cost one frame, never the inference thread
+            self._stats.frame_skipped(f"unexpected {type(err).__name__}: {err}")
+            self._throttle.warn(f"bug {type(err).__name__}", "skipping frame after an unexpected "
+                                f"error (please report it):\n{traceback.format_exc()}")
 
     def _process(self, msg: Image | CompressedImage) -> None:
         start = time.perf_counter()
@@ -314,10 +319,11 @@ class DepthNode(Node):
                 checkpoint = self._served.predictor.checkpoint
                 self._pending = Served(self._served.predictor,
                                        resolve_scale(checkpoint, new.scale_mode, new.depth_scale))
-        except LumdeError as err:
+        except Exception as err:  # whatever fails, the change is refused and the node serves on
             self._pending = None
-            self.get_logger().error(f"parameter change refused: {err}")
-            return SetParametersResult(successful=False, reason=str(err))
+            reason = str(err) if isinstance(err, LumdeError) else f"{type(err).__name__}: {err}"
+            self.get_logger().error(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     def _apply_params(self, params: list[Parameter]) -> None:
@@ -337,6 +343,8 @@ class DepthNode(Node):
         if pred.timings_ms:
             log.info(f"backend {self._params.backend}: forward ms per installed backend "
                      f"{pred.timings_ms}, using {pred.backend}")
+        for failure in pred.failures:
+            log.warning(f"backend {self._params.backend} left out {failure}")
         for problem in self._model_problems():
             log.warning(problem)
 

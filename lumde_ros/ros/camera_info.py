@@ -36,6 +36,9 @@ def camera_intrinsics(msg: CameraInfo) -> Intrinsics:
         intrinsics = intrinsics.cropped(roi.x_offset, roi.y_offset, roi.width, roi.height)
     bin_x, bin_y = max(msg.binning_x, 1), max(msg.binning_y, 1)
     if bin_x > 1 or bin_y > 1:
+        if intrinsics.width < bin_x or intrinsics.height < bin_y:
+            raise IntrinsicsError(f"CameraInfo binning {bin_x}x{bin_y} leaves no pixel of its "
+                                  f"{intrinsics.width}x{intrinsics.height} image")
         intrinsics = intrinsics.resized(intrinsics.width // bin_x, intrinsics.height // bin_y)
     return intrinsics
 

@@ -70,7 +70,14 @@ def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
         pixels = (pixels.astype(np.uint32) * 255 // 65535).astype(np.uint8)
     if conversion is None:
         return np.ascontiguousarray(pixels)
-    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+    if channels == 2 and width % 2:
+        raise EncodingError(f"{msg.encoding} packs pixel pairs, so its width must be even; "
+                            f"found {width}")
+    try:
+        return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+    except cv2.error as err:
+        raise EncodingError(f"cannot convert {width}x{height} {msg.encoding} to RGB: {err}") \
+            from err
 
 
 def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
@@ -110,19 +117,35 @@ def rgb_to_image(rgb: np.ndarray, header: Header) -> Image:
                  step=width * 3, data=_payload(rgb))
 
 
+# REP 118 depth encodings: float metres, or unsigned millimetres with 0 for no reading.
+DEPTH_ENCODINGS = {"32FC1": ("f4", 1.0), "16UC1": ("u2", 1e-3)}
+
+
 def image_to_depth(msg: Image) -> np.ndarray:
-    """A `32FC1` Image back to a float32 (H, W) array (for consumers and tests)."""
-    if msg.encoding != "32FC1":
-        raise EncodingError(f"expected a 32FC1 depth image, found '{msg.encoding}'")
+    """A REP 118 depth Image (32FC1 metres or 16UC1 millimetres) as float32 (H, W) metres,
+    NaN where there is no reading."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise EncodingError(f"expected a depth image ({', '.join(DEPTH_ENCODINGS)}), found "
+                            f"'{msg.encoding}'")
+    kind, to_metres = DEPTH_ENCODINGS[msg.encoding]
     order = ">" if msg.is_bigendian else "<"
-    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width * 4]
-    return rows.view(np.dtype("f4").newbyteorder(order)).astype(np.float32)
+    size = np.dtype(kind).itemsize
+    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :msg.width * size]
+    depth = rows.view(np.dtype(kind).newbyteorder(order)).astype(np.float32) * to_metres
+    if kind == "u2":
+        depth[depth == 0] = np.nan
+    return depth
+
+
+# The log colour scale needs a positive near end; min_depth_m may be 0.
+MIN_COLOR_DEPTH_M = 1e-2
 
 
 def colorize_depth(depth: np.ndarray, min_depth_m: float, max_depth_m: float) -> np.ndarray:
     """RGB uint8 view of depth through the Turbo colour map on a log scale over
     [min_depth_m, max_depth_m] (near is warm), black where depth is NaN. A log scale gives
     near and far structure comparable share of the colours."""
+    min_depth_m = max(min_depth_m, MIN_COLOR_DEPTH_M)
     log_lo, log_hi = np.log(min_depth_m), np.log(max_depth_m)
     level = np.clip(depth, min_depth_m, max_depth_m)
     np.log(level, out=level)

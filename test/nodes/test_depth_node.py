@@ -279,3 +279,14 @@ def test_hot_swap_between_pt_and_onnx_and_refuse_a_corrupt_onnx(graph_factory, f
                                d_onnx)  # the old model keeps serving
     assert _set(g, model_path=str(student_path)).successful  # and back to the .pt
     g.send(frames[1])
+
+
+def test_a_swap_that_fails_in_an_unexpected_way_is_still_refused(graph_factory, frames,
+                                                                 student_path, monkeypatch):
+    g = graph_factory(backend="onnxruntime")
+    before = image_to_depth(g.output("depth/image", g.send(frames[0])))
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/lumde-not-writable")  # export cannot be cached
+    result = _set(g, model_path=str(student_path))
+    assert not result.successful and "onnxruntime" in result.reason
+    np.testing.assert_allclose(image_to_depth(g.output("depth/image", g.send(frames[0]))),
+                               before)
