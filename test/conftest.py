@@ -52,3 +52,10 @@ def sim_bag(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("sim") / "room"
     simulate(SimulateOptions(out=out, seed=5, frames=10), progress=False)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same torch RNG state: random inputs are reproducible."""
+    import torch
+    torch.manual_seed(0)

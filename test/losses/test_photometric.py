@@ -4,9 +4,11 @@ from lumde_ros.losses.photometric import min_reprojection, photometric_error, sm
 
 
 def test_ssim_of_an_image_with_itself_is_one():
-    x = torch.rand(2, 3, 16, 20)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 20, generator=generator)
     torch.testing.assert_close(ssim(x, x), torch.ones_like(x))
-    assert (ssim(x, torch.rand_like(x)) < 0.5).float().mean() > 0.9
+    unrelated = torch.rand(2, 3, 16, 20, generator=generator)
+    assert ssim(x, unrelated).mean().abs() < 0.1  # independent noise: no structure shared
 
 
 def test_photometric_error_weights_structure_and_l1():
