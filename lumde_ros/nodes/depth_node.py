@@ -17,8 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
