@@ -19,7 +19,7 @@ def _info(args: argparse.Namespace) -> dict[str, object]:
 
     checkpoint = load_model(args.model)[0] if args.model else untrained_student()
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)  # weights do not matter
-    width, height = network_size(checkpoint, args.width, args.height, getattr(net, "STRIDE", 1))
+    width, height = network_size(checkpoint, args.width, args.height)
     return {"model": str(args.model or "(built-in untrained student)"),
             "arch": checkpoint.arch, "arch_config": checkpoint.arch_config,
             "input_width": width, "input_height": height,
@@ -41,22 +41,19 @@ def _export(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.checkpoint import load_checkpoint, untrained_student
     from lumde_ros.export import export_onnx
     from lumde_ros.inference import network_size
-    from lumde_ros.models import ARCHITECTURES
 
     checkpoint = load_checkpoint(args.model) if args.model else untrained_student()
-    width, height = network_size(checkpoint, args.width, args.height,
-                                 ARCHITECTURES[checkpoint.arch].STRIDE)
+    width, height = network_size(checkpoint, args.width, args.height)
     return export_onnx(checkpoint, args.out, width, height, dynamic=args.dynamic)
 
 
 def _eval(args: argparse.Namespace) -> dict[str, object]:
-    from lumde_ros.evaluation import evaluate_recording, format_table
+    from lumde_ros.evaluation import PROTOCOLS, evaluate_recording, format_table
 
     result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m,
                                 backend=args.backend)
     if args.json != STDOUT:
-        print(format_table({"median-scaled": result["median_scaled"],
-                            "unscaled": result["unscaled"]}))
+        print(format_table({name: result[name] for name in PROTOCOLS}))
     return result
 
 
@@ -70,13 +67,15 @@ def _demo(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _print(result: dict[str, object], json_to: str | None) -> None:
+    from lumde_ros.evaluation import PROTOCOLS
+
     if json_to == STDOUT:
         print(json.dumps(result, indent=2))
         return
     if json_to:
         Path(json_to).write_text(json.dumps(result, indent=2))
     for key, value in result.items():
-        if key in ("median_scaled", "unscaled"):
+        if key in PROTOCOLS:
             continue  # shown in the table
         if key == "macs":
             value = f"{value / 1e9:.3f} G"

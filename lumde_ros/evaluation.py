@@ -64,10 +64,34 @@ class MetricAccumulator:
                 for m in METRICS}
 
 
+# The two reporting protocols: name -> whether predictions are median-scaled per image.
+PROTOCOLS = {"median_scaled": True, "unscaled": False}
+
+
+class ProtocolMetrics:
+    """Both protocols' metrics over the same frames."""
+
+    def __init__(self, min_depth_m: float, max_depth_m: float) -> None:
+        self._by_protocol = {name: MetricAccumulator(min_depth_m, max_depth_m, scaling)
+                             for name, scaling in PROTOCOLS.items()}
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        for accumulator in self._by_protocol.values():
+            accumulator.add(pred, gt)
+
+    @property
+    def frames(self) -> int:
+        return self._by_protocol["unscaled"].frames
+
+    def results(self) -> dict[str, dict[str, float]]:
+        """{protocol: {metric: mean}} for every protocol in PROTOCOLS."""
+        return {name: acc.result() for name, acc in self._by_protocol.items()}
+
+
 def format_table(results: dict[str, dict[str, float]]) -> str:
     """A fixed-width table, one row per named result, columns in METRICS order."""
     header = f"{'':>14}" + "".join(f"{m:>10}" for m in METRICS)
-    rows = [f"{name:>14}" + "".join(f"{values[m]:10.4f}" for m in METRICS)
+    rows = [f"{name.replace('_', '-'):>14}" + "".join(f"{values[m]:10.4f}" for m in METRICS)
             for name, values in results.items()]
     return "\n".join([header, *rows])
 
@@ -87,20 +111,17 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
         untrained_student(), None)
     predictor = Predictor(checkpoint, threads=threads, backend=backend, onnx_path=onnx_path)
     scale = resolve_scale(checkpoint, "checkpoint", 1.0)
-    scaled = MetricAccumulator(min_depth_m, max_depth_m, median_scaling=True)
-    metric = MetricAccumulator(min_depth_m, max_depth_m, median_scaling=False)
+    metrics = ProtocolMetrics(min_depth_m, max_depth_m)
     with Recording(bag) as recording:
         for frame in recording.frames():
             if frame.depth is None:
                 continue
             size = (frame.depth.shape[1], frame.depth.shape[0])
-            pred = predictor.predict(frame.rgb, scale, size)
-            scaled.add(pred, frame.depth)
-            metric.add(pred, frame.depth)
+            metrics.add(predictor.predict(frame.rgb, scale, size), frame.depth)
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
-    return {"bag": str(bag), "backend": predictor.backend, "model": str(checkpoint_path or "(built-in untrained student)"),
-            "frames": scaled.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
+    return {"bag": str(bag), "backend": predictor.backend,
+            "model": str(checkpoint_path or "(built-in untrained student)"),
+            "frames": metrics.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
             "parameters": sum(p.numel() for p in net.parameters()),
             "macs": count_macs(net, predictor.width, predictor.height),
-            "metric_model": checkpoint.metric,
-            "median_scaled": scaled.result(), "unscaled": metric.result()}
+            "metric_model": checkpoint.metric, **metrics.results()}

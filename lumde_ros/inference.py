@@ -35,9 +35,13 @@ def resolve_scale(checkpoint: Checkpoint, scale_mode: str, depth_scale: float) -
     raise ValueError(f"scale_mode '{scale_mode}' is not one of {SCALE_MODES}")
 
 
-def network_size(checkpoint: Checkpoint, width: int, height: int, stride: int) -> tuple[int, int]:
-    """Network input size: the checkpoint's when width/height are 0, else the requested one,
-    which must be a positive multiple of the architecture's stride."""
+def network_size(checkpoint: Checkpoint, width: int, height: int) -> tuple[int, int]:
+    """Network input size: the checkpoint's when width/height are 0, else the requested one;
+    either must be a positive multiple of the architecture's stride."""
+    if checkpoint.arch not in ARCHITECTURES:
+        raise ModelLoadError(f"unknown architecture '{checkpoint.arch}'; this version knows "
+                             f"{sorted(ARCHITECTURES)}")
+    stride = ARCHITECTURES[checkpoint.arch].STRIDE
     if width == 0 and height == 0:
         width, height = checkpoint.input_width, checkpoint.input_height
     if width <= 0 or height <= 0 or width % stride or height % stride:
@@ -191,8 +195,7 @@ class Predictor:
             torch.set_num_threads(threads)
         self.checkpoint = checkpoint
         self.device = torch.device(device)
-        stride = ARCHITECTURES[checkpoint.arch].STRIDE if checkpoint.arch in ARCHITECTURES else 1
-        self.width, self.height = network_size(checkpoint, input_width, input_height, stride)
+        self.width, self.height = network_size(checkpoint, input_width, input_height)
         dynamic = bool(checkpoint.provenance.get("dynamic"))
         if onnx_path is not None and not dynamic and (self.width, self.height) != (
                 checkpoint.input_width, checkpoint.input_height):

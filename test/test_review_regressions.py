@@ -44,7 +44,7 @@ def test_colour_map_with_a_zero_near_limit_is_not_flat():
 def test_a_checkpoint_size_that_does_not_fit_the_architecture_is_refused():
     ckpt = untrained_student(input_width=330, input_height=250)
     with pytest.raises(ModelLoadError, match="multiples of 32"):
-        network_size(ckpt, 0, 0, 32)
+        network_size(ckpt, 0, 0)
 
 
 def test_unwritable_cache_auto_falls_back_and_explicit_backend_is_refused(monkeypatch):

@@ -69,7 +69,8 @@ class TeacherDepthNet(nn.Module):
 
     STRIDE = 32
 
-    def __init__(self, num_layers: int = 18, enc_channels: tuple[int, ...] = (64, 64, 128, 256, 512),
+    def __init__(self, num_layers: int = 18,
+                 enc_channels: tuple[int, ...] = (64, 64, 128, 256, 512),
                  dec_channels: tuple[int, ...] = (16, 32, 64, 128, 256), num_scales: int = 4,
                  near_m: float = 0.1, far_m: float = 20.0) -> None:
         super().__init__()

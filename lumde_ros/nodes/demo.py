@@ -30,7 +30,7 @@ from rosbags.highlevel import AnyReader
 from lumde_ros.config import config_path
 from lumde_ros.data import Recording
 from lumde_ros.errors import LumdeError
-from lumde_ros.evaluation import MetricAccumulator, format_table
+from lumde_ros.evaluation import ProtocolMetrics, format_table
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.nodes.bag_io import BagPlayer, BagRecorder
 from lumde_ros.nodes.depth_node import diagnostic_name
@@ -196,30 +196,27 @@ def _report(recording: Path, out_dir: Path, played: int,
             elif conn.topic == "/diagnostics":
                 diagnostics = diagnostic_values(msg, diagnostic_name("/depth_node")) or diagnostics
     lo, hi = DEMO_RANGE_M
-    scaled = MetricAccumulator(lo, hi, median_scaling=True)
-    metric = MetricAccumulator(lo, hi, median_scaling=False)
+    metrics = ProtocolMetrics(lo, hi)
     panels = []
     with Recording(recording) as rec:
         for frame in rec.frames():
             pred = outputs.get(frame.stamp_ns)
             if pred is None or frame.depth is None:
                 continue
-            scaled.add(pred, frame.depth)
-            metric.add(pred, frame.depth)
+            metrics.add(pred, frame.depth)
             panels.append(np.hstack([frame.rgb, colorize_depth(frame.depth, lo, hi),
                                      colorize_depth(pred, lo, hi)]))
     for k, panel in enumerate(panels[:: max(1, len(panels) // 4)][:4]):
         cv2.imwrite(str(out_dir / f"frame_{k:02d}.png"), panel[:, :, ::-1])
     if panels:
         iio.imwrite(out_dir / "demo.gif", [p[::2, ::2] for p in panels], duration=100, loop=0)
-    table = format_table({"median-scaled": scaled.result(), "unscaled": metric.result()})
+    table = format_table(metrics.results())
     (out_dir / "evaluation.txt").write_text(table + "\n")
     summary: dict[str, object] = {
         "recording": str(recording), "messages_played": played,
-        "outputs_recorded": counts, "frames_evaluated": scaled.frames,
+        "outputs_recorded": counts, "frames_evaluated": metrics.frames,
         "panels": f"image | ground truth | prediction, log depth {lo}-{hi} m, Turbo",
-        "median_scaled": scaled.result(), "unscaled": metric.result(),
-        "diagnostics": diagnostics}
+        **metrics.results(), "diagnostics": diagnostics}
     if last_cloud is not None:
         summary["ply_points"] = write_ply(out_dir / "points.ply", *cloud_to_arrays(last_cloud))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -43,8 +43,10 @@ class CloudBuilder:
         if color:
             # Nearest colour pixel for each cloud pixel, whatever the colour image's size.
             h, w = rgb_shape[:2]
-            self._color_rows = ((np.arange(rows) * stride + 0.5) * h / intrinsics.height).astype(int)
-            self._color_cols = ((np.arange(cols) * stride + 0.5) * w / intrinsics.width).astype(int)
+            self._color_rows = ((np.arange(rows) * stride + 0.5) * h
+                                / intrinsics.height).astype(int)
+            self._color_cols = ((np.arange(cols) * stride + 0.5) * w
+                                / intrinsics.width).astype(int)
         self._msg = PointCloud2(
             height=rows, width=cols, fields=_XYZ + ([_RGB] if color else []),
             is_bigendian=sys.byteorder == "big", point_step=channels * 4,
