@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from torch import nn
 
 from lumde_ros import __version__
 from lumde_ros.errors import ModelLoadError
+from lumde_ros.files import atomic_path
 from lumde_ros.models import ARCHITECTURES, build_depth_net
 
 FORMAT = "lumde_ros.checkpoint"
@@ -112,22 +111,13 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
     """Write atomically (temporary file in the same directory, then rename), so a crash never
     leaves a half-written checkpoint where a node or a resumed run would read it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": checkpoint.arch,
                "arch_config": checkpoint.arch_config, "input_width": checkpoint.input_width,
                "input_height": checkpoint.input_height, "metric": checkpoint.metric,
                "depth_scale": checkpoint.depth_scale, "state_dict": checkpoint.state_dict,
                "provenance": checkpoint.provenance}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

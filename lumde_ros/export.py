@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import torch
 
 from lumde_ros.checkpoint import FORMAT, FORMAT_VERSION, Checkpoint
 from lumde_ros.errors import ModelLoadError
+from lumde_ros.files import atomic_path
 from lumde_ros.models import MetricDepth, fuse_for_inference
 
 METADATA_KEY = FORMAT
@@ -54,10 +53,7 @@ def export_onnx(checkpoint: Checkpoint, out: str | Path, width: int, height: int
     model = MetricDepth(fuse_for_inference(checkpoint.build()), 1.0).eval()
     dummy = torch.rand(1, 3, height, width)
     axes = {"image": {2: "height", 3: "width"}, "depth": {2: "height", 3: "width"}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".onnx") as tmp:
         torch.onnx.export(model, (dummy,), tmp, input_names=["image"], output_names=["depth"],
                           opset_version=OPSET, dynamo=False,
                           dynamic_axes=axes if dynamic else None)
@@ -68,10 +64,7 @@ def export_onnx(checkpoint: Checkpoint, out: str | Path, width: int, height: int
         entry.key, entry.value = METADATA_KEY, json.dumps(info)
         onnx.save(graph, tmp)
         sizes = [(width, height)] + ([(width + 64, height + 32)] if dynamic else [])
-        worst = verify(model, Path(tmp), sizes, probes)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        worst = verify(model, tmp, sizes, probes)
     return {"onnx": str(out), "input": f"{width}x{height}", "dynamic": dynamic,
             "opset": OPSET, "verified_inputs": probes * len(sizes),
             "max_relative_error": worst, "tolerance": VERIFY_RTOL}
