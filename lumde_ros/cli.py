@@ -1,15 +1,18 @@
-"""The `lumde` command: info, simulate, eval, export, demo (later issues add training).
+"""The `lumde` command: info, simulate, eval, export, demo, train-teacher.
 A LumdeError is printed without a traceback and exits with status 1."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from lumde_ros.errors import LumdeError
 
 STDOUT = "-"
+# Exit status of a run stopped by Ctrl-C or SIGTERM after saving (the shell's 128 + SIGINT).
+INTERRUPTED = 130
 
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
@@ -64,6 +67,12 @@ def _demo(args: argparse.Namespace) -> dict[str, object]:
     if args.json != STDOUT:
         print((Path(args.out) / "evaluation.txt").read_text())
     return result
+
+
+def _train_teacher(args: argparse.Namespace) -> dict[str, object]:
+    from lumde_ros.training.teacher import train_teacher
+
+    return train_teacher(args.bag or [], args.out, args.config, args.steps, args.resume)
 
 
 def _print(result: dict[str, object], json_to: str | None) -> None:
@@ -132,7 +141,22 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, default=80, help="frames to simulate and play")
     demo.add_argument("--rate-hz", type=float, default=10.0, help="camera rate")
     demo.set_defaults(run=_demo)
-    for command in (info, sim, ev, export, demo):
+    teacher = sub.add_parser(
+        "train-teacher", help="self-supervised teacher from recordings (no ground truth)",
+        description="Learns depth from monocular video in rosbag2 recordings. With odometry and "
+                    "the camera mounting in tf the depth is metric. Writes DIR/teacher.pt, "
+                    "DIR/state.pt (for --resume), DIR/log.csv and DIR/training.png. Ctrl-C saves "
+                    "and exits. Several GPUs: torchrun --nproc_per_node N -m lumde_ros.cli "
+                    "train-teacher ...")
+    teacher.add_argument("--bag", action="append", help="rosbag2 recording (repeatable)")
+    teacher.add_argument("--out", required=True, help="run directory")
+    teacher.add_argument("--config", type=Path,
+                         help="YAML overriding keys of config/train.yaml (section teacher)")
+    teacher.add_argument("--steps", type=int, help="total optimiser steps (default: config)")
+    teacher.add_argument("--resume", action="store_true",
+                         help="continue the run in --out exactly where its last checkpoint was")
+    teacher.set_defaults(run=_train_teacher)
+    for command in (info, sim, ev, export, demo, teacher):
         command.add_argument("--json", nargs="?", const=STDOUT, metavar="OUT",
                              help="print the result as JSON, or with OUT write it there")
     return top
@@ -140,12 +164,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "train-teacher" and not args.bag and not args.resume:
+        parser().error("train-teacher: --bag is required (except with --resume)")
     try:
         result = args.run(args)
     except LumdeError as err:
         print(f"lumde {args.command}: error: {err}", file=sys.stderr)
         return 1
-    _print(result, args.json)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the first process reports
+        _print(result, args.json)
+    if result.get("finished") is False:
+        print(f"lumde {args.command}: stopped at step {result['step']} of {result['steps']}; "
+              f"continue with: lumde {args.command} --out {args.out} --resume", file=sys.stderr)
+        return INTERRUPTED
     return 0
 
 

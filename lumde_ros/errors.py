@@ -28,3 +28,7 @@ class ConfigError(LumdeError):
 
 class BagError(LumdeError):
     """A rosbag2 recording is missing, corrupt, or lacks what is asked of it."""
+
+
+class TrainingError(LumdeError):
+    """A training run cannot start, resume or continue (bad data, diverged, mismatched state)."""

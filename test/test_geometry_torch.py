@@ -78,3 +78,4 @@ def test_torch_warp_explains_simulated_motion(sim_bag):
     unwarped = photometric_error(image_b, image_a, 0.85)[mask.bool()].mean()
     synthesised = photometric_error(warped, image_a, 0.85)[mask.bool()].mean()
     assert synthesised < 0.5 * unwarped
+

@@ -1,6 +1,8 @@
 """Small building blocks shared by the depth networks (plain torch, ONNX-exportable)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -51,3 +53,12 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
 def upsample2(x: torch.Tensor) -> torch.Tensor:
     """Nearest-neighbour x2 upsampling (cheap, exports to a plain ONNX Resize)."""
     return nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+def init_disparity_head(conv: nn.Conv2d, near_m: float, far_m: float) -> None:
+    """Start a sigmoid disparity head at the depth midway (geometrically) through its range.
+    A zero logit means depth ~2 * near_m, so a network trained from scratch would spend its
+    first thousands of steps only pushing every depth out to room scale."""
+    middle = (near_m * far_m) ** 0.5
+    disp = (1 / middle - 1 / far_m) / (1 / near_m - 1 / far_m)
+    nn.init.constant_(conv.bias, math.log(disp / (1 - disp)))

@@ -8,9 +8,9 @@ from torch import nn
 
 from lumde_ros.models.blocks import conv_bn_act, normalize_image
 
-# Initial outputs are scaled down so training starts near the identity motion (Monodepth2's
-# 0.01): a frame-to-frame robot motion is centimetres and a few hundredths of a radian.
-POSE_SCALE = 0.01
+# Output gain: a frame-to-frame robot motion (centimetres, hundredths of a radian) is then an
+# activation of order one. Training starts at the identity motion (the head is zero).
+POSE_SCALE = 0.1
 
 
 class PoseOutput(NamedTuple):
@@ -32,6 +32,8 @@ class PoseNet(nn.Module):
             c_prev = c
         self.encoder = nn.Sequential(*layers)
         self.head = nn.Conv2d(c_prev, 6, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, target: torch.Tensor, source: torch.Tensor) -> PoseOutput:
         """target, source: RGB (B, 3, H, W) in [0, 1]."""

@@ -6,8 +6,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from lumde_ros.models.blocks import (InvertedResidual, conv_bn_act, normalize_image,
-                                     separable_conv, upsample2)
+from lumde_ros.models.blocks import (InvertedResidual, conv_bn_act, init_disparity_head,
+                                     normalize_image, separable_conv, upsample2)
 
 
 class DepthNetOutput(NamedTuple):
@@ -61,6 +61,8 @@ class StudentDepthNet(nn.Module):
         # Head s reads the decoder level at stride 2**max(s, 1).
         self.heads = nn.ModuleList(nn.Conv2d(dec_channels[max(s, 1)], 1, 3, padding=1)
                                    for s in range(num_scales))
+        for head in self.heads:
+            init_disparity_head(head, near_m, far_m)
 
     def forward(self, image: torch.Tensor) -> DepthNetOutput:
         """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32."""

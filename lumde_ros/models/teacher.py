@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lumde_ros.models.blocks import normalize_image, upsample2
+from lumde_ros.models.blocks import init_disparity_head, normalize_image, upsample2
 from lumde_ros.models.student import DepthNetOutput
 
 # Residual blocks per stage for the selectable encoder depths (as ResNet-18 / ResNet-34).
@@ -86,6 +86,8 @@ class TeacherDepthNet(nn.Module):
         self.heads = nn.ModuleList(nn.Sequential(nn.ReflectionPad2d(1),
                                                  nn.Conv2d(dec_channels[s], 1, 3))
                                    for s in range(num_scales))
+        for head in self.heads:
+            init_disparity_head(head[1], near_m, far_m)
 
     def forward(self, image: torch.Tensor) -> DepthNetOutput:
         """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32."""

@@ -1,0 +1,179 @@
+"""Training data: frame triplets from recordings, held in memory at the network's input size,
+with the camera motion between frames from odometry where the recording has it.
+
+Ground-truth depth, when a recording has it, is never read here: it exists for evaluation only.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from lumde_ros.data.recording import Recording
+from lumde_ros.data.sampling import triplets
+from lumde_ros.errors import TrainingError
+
+# How view synthesis gets the camera motion: from odometry (metric depth), from the pose
+# network (relative depth), or odometry when every recording has it.
+POSE_ROUTES = ("auto", "odometry", "learned")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch. target (B, 3, H, W) and sources (two of them) RGB in [0, 1];
+    k (B, 3, 3) at the batch's size; motions (B, 2, 4, 4) target -> each source from odometry,
+    or None on the learned-pose route."""
+
+    target: torch.Tensor
+    sources: list[torch.Tensor]
+    k: torch.Tensor
+    motions: torch.Tensor | None
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.target.to(device), [s.to(device) for s in self.sources],
+                     self.k.to(device), None if self.motions is None else self.motions.to(device))
+
+
+@dataclass(frozen=True)
+class TripletData:
+    """Frames (N, 3, H, W) uint8, their camera matrices (N, 3, 3) at that size, camera poses
+    in the odometry frame (N, 4, 4) or None, and index triplets (M, 3) (previous, target, next).
+    `recordings`: per recording, its path, frames kept and triplets (for logs and provenance)."""
+
+    images: torch.Tensor
+    k: torch.Tensor
+    poses: torch.Tensor | None
+    triplets: torch.Tensor
+    recordings: list[dict[str, object]]
+
+    @property
+    def metric(self) -> bool:
+        """True when the camera motion comes from odometry, so depth is learned in metres."""
+        return self.poses is not None
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def batch(self, indices: Sequence[int], generator: torch.Generator, flip: bool,
+              color_jitter: float) -> Batch:
+        """The triplets at `indices`, augmented with draws from `generator`: a horizontal flip
+        (image, camera matrix and motion mirrored together) and one brightness / contrast /
+        saturation change shared by a triplet's three frames, so photometric consistency holds."""
+        rows = self.triplets[torch.as_tensor(list(indices), dtype=torch.long)]
+        frames = self.images[rows].float() / 255  # (B, 3, C, H, W)
+        k = self.k[rows[:, 1]].clone()
+        motions = None
+        if self.poses is not None:
+            target = self.poses[rows[:, 1]]
+            motions = torch.stack([torch.linalg.inv(self.poses[rows[:, j]]) @ target
+                                   for j in (0, 2)], dim=1)
+        if flip:
+            flipped = torch.rand(len(rows), generator=generator) < 0.5
+            frames[flipped], k[flipped], moved = mirrored(
+                frames[flipped], k[flipped], None if motions is None else motions[flipped])
+            if motions is not None:
+                motions[flipped] = moved
+        if color_jitter > 0:
+            frames = _jitter(frames, generator, color_jitter)
+        return Batch(frames[:, 1], [frames[:, 0], frames[:, 2]], k,
+                     None if motions is None else motions.float())
+
+
+def mirrored(images: torch.Tensor, k: torch.Tensor, motions: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The left-right mirrored views (images (..., H, W), camera matrices (B, 3, 3), motions
+    (B, n, 4, 4) or None): a mirrored image is what a camera sees of the mirrored world, so
+    the principal point reflects and each motion is conjugated by the mirror x -> -x."""
+    k = k.clone()
+    k[:, 0, 2] = (images.shape[-1] - 1) - k[:, 0, 2]
+    if motions is not None:
+        mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=motions.dtype))
+        motions = mirror @ motions @ mirror
+    return images.flip(-1), k, motions
+
+
+def _jitter(frames: torch.Tensor, generator: torch.Generator, amount: float) -> torch.Tensor:
+    """Brightness, contrast and saturation factors in [1 - amount, 1 + amount], one set per
+    triplet (frames (B, 3, C, H, W))."""
+    b = frames.shape[0]
+    brightness, contrast, saturation = (
+        1 + amount * (2 * torch.rand(3, b, 1, 1, 1, 1, generator=generator) - 1))
+    frames = frames * brightness
+    mean = frames.mean(dim=(2, 3, 4), keepdim=True)
+    frames = (frames - mean) * contrast + mean
+    gray = frames.mean(dim=2, keepdim=True)
+    return ((frames - gray) * saturation + gray).clamp(0, 1)
+
+
+def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_route: str,
+                  min_baseline_m: float) -> TripletData:
+    """Read every recording, resize its frames to `width` x `height` (intrinsics scaled with
+    them) and sample triplets. With odometry only frames the robot moved at least
+    `min_baseline_m` between are used. Raises TrainingError when a recording cannot serve
+    the chosen `pose_route` or yields no triplet."""
+    if pose_route not in POSE_ROUTES:
+        raise TrainingError(f"pose route '{pose_route}' is not one of {', '.join(POSE_ROUTES)}")
+    if not bags:
+        raise TrainingError("no recording given; pass at least one --bag")
+    loaded = [_read(Path(bag), width, height) for bag in bags]
+    without = [(bag, why) for bag, (_, _, _, why) in zip(bags, loaded) if why]
+    if pose_route == "odometry" and without:
+        raise TrainingError("pose route 'odometry' needs odometry and the camera mounting in "
+                            "every recording: " + "; ".join(f"{b}: {w}" for b, w in without))
+    use_odometry = pose_route == "odometry" or (pose_route == "auto" and not without)
+    images, ks, poses, rows, recordings, offset = [], [], [], [], [], 0
+    for bag, (rgb, k, pose, _) in zip(bags, loaded):
+        keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
+            else list(range(len(rgb)))
+        found = triplets([_Frame(pose[i] if use_odometry else None) for i in keep],
+                         min_baseline_m)
+        if not found:
+            raise TrainingError(
+                f"{bag}: {len(keep)} usable frames give no training triplet; a recording needs "
+                f"at least three frames" + (f" each {min_baseline_m} m apart (the robot must "
+                                            "move)" if use_odometry else ""))
+        images += [rgb[i] for i in keep]
+        ks += [k[i] for i in keep]
+        poses += [pose[i] for i in keep] if use_odometry else []
+        rows += [(a + offset, b + offset, c + offset) for a, b, c in found]
+        recordings.append({"bag": str(bag), "frames": len(keep), "triplets": len(found)})
+        offset += len(keep)
+    return TripletData(
+        images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+        k=torch.from_numpy(np.stack(ks)).float(),
+        poses=torch.from_numpy(np.stack(poses)) if use_odometry else None,
+        triplets=torch.tensor(rows, dtype=torch.long), recordings=recordings)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The pose alone, as sampling.triplets reads it (None: sample direct neighbours)."""
+
+    odom_from_camera: np.ndarray | None
+
+
+def _read(bag: Path, width: int, height: int) -> tuple[list, list, list, str]:
+    """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
+    the frame), and why the recording has no usable odometry ('' when it has)."""
+    rgb, k, pose = [], [], []
+    with Recording(bag) as recording:
+        for frame in recording.frames():
+            rgb.append(cv2.resize(frame.rgb, (width, height), interpolation=cv2.INTER_AREA))
+            k.append(frame.intrinsics.resized(width, height).matrix())
+            pose.append(frame.odom_from_camera)
+        odom_topic = recording.odom_topic
+    if not rgb:
+        raise TrainingError(f"{bag} has no camera frame with a CameraInfo before it")
+    if odom_topic is None:
+        why = "no nav_msgs/msg/Odometry topic"
+    elif all(p is None for p in pose):
+        why = (f"odometry on {odom_topic} does not reach the camera: /tf_static has no chain "
+               "from the image's frame to the odometry's child frame, or the odometry does not "
+               "span the images")
+    else:
+        why = ""
+    return rgb, k, pose, why

@@ -1,0 +1,1 @@
+"""Training: the shared loop (run), settings (config), logs, and one module per trainer."""

@@ -1,0 +1,139 @@
+"""Training settings, read from `config/train.yaml` (the one place their defaults live) and
+optionally overlaid by a user's file holding only the keys it changes."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lumde_ros.config import config_path, load_yaml
+from lumde_ros.errors import ConfigError
+
+TRAIN_CONFIG = "train.yaml"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a run proceeds: shared by every trainer (see config/train.yaml for meanings)."""
+
+    seed: int
+    steps: int
+    batch_size: int
+    threads: int
+    device: str
+    learning_rate: float
+    lr_decay_at: float
+    lr_decay: float
+    grad_clip: float
+    checkpoint_every: int
+    log_every: int
+    max_skipped_in_row: int
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the network sees: input size, pose route, frame sampling, augmentation."""
+
+    input_width: int
+    input_height: int
+    pose: str
+    min_baseline_m: float
+    flip: bool
+    color_jitter: float
+
+
+@dataclass(frozen=True)
+class TeacherLoss:
+    """Weights of the self-supervised view-synthesis loss."""
+
+    ssim_weight: float
+    smoothness_weight: float
+    pose_weight: float
+    automask: bool
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """Everything `lumde train-teacher` reads (section `teacher` of config/train.yaml).
+    model: constructor overrides of the teacher architecture."""
+
+    run: RunConfig
+    data: DataConfig
+    loss: TeacherLoss
+    model: dict[str, Any]
+
+    def with_steps(self, steps: int | None) -> TeacherConfig:
+        """This config with `steps` (the --steps flag) when given."""
+        if steps is None:
+            return self
+        if steps <= 0:
+            raise ConfigError(f"--steps {steps}: expected a positive number of steps")
+        return dataclasses.replace(self, run=dataclasses.replace(self.run, steps=steps))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+    """`base` with `override`'s keys replaced recursively; unknown keys are errors (typos)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key not in base:
+            raise ConfigError(f"unknown setting '{where}{key}'; known: "
+                              f"{', '.join(sorted(base))}")
+        if isinstance(base[key], dict) and key != "model":
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{where}{key}' must be a mapping")
+            merged[key] = _merge(base[key], value, f"{where}{key}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate dataclass `cls` from `values`, checking every field is present and typed."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            raise ConfigError(f"setting '{where}{f.name}' is missing")
+        value, kind = values[f.name], hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            value = _build(kind, value, f"{where}{f.name}.")
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif typing.get_origin(kind) is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{where}{f.name}' must be a mapping")
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"'{where}{f.name}' is {value!r}; expected {kind.__name__}")
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def load_section(section: str, cls: type, user_path: str | Path | None = None) -> Any:
+    """Section `section` of the shipped config/train.yaml as dataclass `cls`, with the same
+    section of `user_path` (if given) overlaid."""
+    shipped = load_yaml(config_path(TRAIN_CONFIG))
+    if section not in shipped:
+        raise ConfigError(f"{config_path(TRAIN_CONFIG)} has no section '{section}'")
+    values = shipped[section]
+    if user_path is not None:
+        user = load_yaml(Path(user_path))
+        unknown = set(user) - set(shipped)
+        if unknown:
+            raise ConfigError(f"{user_path}: unknown section(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(shipped))}")
+        values = _merge(values, user.get(section) or {}, f"{section}.")
+    return _build(cls, values, f"{section}.")
+
+
+def teacher_config(user_path: str | Path | None = None) -> TeacherConfig:
+    return load_section("teacher", TeacherConfig, user_path)
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a config saved with `as_dict` (a resumed run uses the config it started with)."""
+    return _build(cls, values, "")

@@ -1,0 +1,288 @@
+"""The loop every trainer shares: deterministic sampling, the learning-rate schedule, the
+non-finite guard, atomic resumable checkpoints, Ctrl-C / SIGTERM handling, logs, and
+DistributedDataParallel under torchrun. A trainer supplies an Objective: its networks, its
+updates (one optimiser each, e.g. a GAN's two) and how to export the served network."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from lumde_ros.checkpoint import Checkpoint, save_checkpoint
+from lumde_ros.data.triplets import Batch, TripletData
+from lumde_ros.errors import TrainingError
+from lumde_ros.files import atomic_path
+from lumde_ros.training.config import DataConfig, RunConfig
+from lumde_ros.training.log import RunLog
+
+STATE_FILE = "state.pt"
+STATE_FORMAT = "lumde_ros.training_state"
+STATE_VERSION = 1
+PREVIEWS = 3
+
+
+@dataclass
+class Update:
+    """One optimiser and the loss it minimises. `loss` returns the scalar to minimise and the
+    terms to log (floats)."""
+
+    name: str
+    optimizer: torch.optim.Optimizer
+    loss: Callable[[Batch], tuple[torch.Tensor, dict[str, float]]]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+
+class Objective(Protocol):
+    """What a trainer provides to `train`."""
+
+    name: str                       # names the exported checkpoint file: <name>.pt
+    modules: dict[str, nn.Module]   # everything trained, saved and restored by name
+    updates: list[Update]
+
+    def export(self, provenance: dict[str, Any]) -> Checkpoint:
+        """The served network as a checkpoint in the common format."""
+
+    def preview(self, images: torch.Tensor) -> torch.Tensor:
+        """Finest disparity (B, 1, H, W) in [0, 1] of images (B, 3, H, W), for training.png."""
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """`module` on this device, under DistributedDataParallel when there are several."""
+        module = module.to(self.device)
+        if self.world == 1:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def all_true(self, flag: bool) -> bool:
+        """True only when `flag` holds on every process (they must agree to skip or stop)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+        return bool(value.item() > 0)
+
+
+def start_distributed(device: str) -> Distributed:
+    """Join the torchrun job if there is one (gloo on CPU, NCCL on GPUs); pick the device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if device not in ("auto", "cpu", "cuda"):
+        raise TrainingError(f"device '{device}' is not one of auto, cpu, cuda")
+    if cuda and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' asked for but torch sees no CUDA device; use cpu")
+    chosen = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(chosen)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+    return Distributed(rank, world, chosen)
+
+
+def learning_rate(config: RunConfig, step: int) -> float:
+    """Step decay: a pure function of the step, so a resumed run continues the schedule."""
+    decayed = step >= config.lr_decay_at * config.steps
+    return config.learning_rate * (config.lr_decay if decayed else 1.0)
+
+
+# Streams drawn from the run's seed: the sampling order of each epoch, each step's augmentation.
+_ORDER, _AUGMENT = 0, 1
+
+
+def derived_seed(*keys: int) -> int:
+    """A well-mixed seed from non-negative integers (run seed, stream, step, ...)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(derived_seed(seed, _ORDER, epoch))
+    return torch.randperm(size, generator=generator)
+
+
+def sample_indices(size: int, batch: int, seed: int, step: int, rank: int,
+                   world: int) -> list[int]:
+    """The triplets of `step` on process `rank`: consecutive slices of a seeded shuffle per
+    epoch, so every triplet is seen once per epoch and the order depends on nothing but the
+    step (a resumed run draws exactly what the uninterrupted one would)."""
+    start = (step * world + rank) * batch
+    return [int(_epoch_order(size, seed, pos // size)[pos % size])
+            for pos in range(start, start + batch)]
+
+
+class _StopSignals:
+    """Ctrl-C and SIGTERM ask the loop to stop after the current step (then it saves); a
+    second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopSignals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set from the main thread
+            return
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    """The saved state of the run in `folder`, validated."""
+    path = folder / STATE_FILE
+    if not path.is_file():
+        raise TrainingError(f"{folder} holds no training state ({STATE_FILE}); start a new run "
+                            "without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt files
+        raise TrainingError(f"{path} is unreadable (corrupt or truncated): "
+                            f"{type(err).__name__}: {err}; start a new run in another folder")
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TrainingError(f"{path} is not a lumde_ros training state")
+    if state.get("version") != STATE_VERSION:
+        raise TrainingError(f"{path} has state version {state.get('version')}; this lumde_ros "
+                            f"resumes version {STATE_VERSION}")
+    return state
+
+
+def train(objective: Objective, data: TripletData, run: RunConfig, data_config: DataConfig,
+          out: Path, dist: Distributed, state: dict[str, Any] | None,
+          saved: dict[str, Any]) -> dict[str, Any]:
+    """Train `objective` on `data` to `run.steps`, from `state` when resuming. `saved`: what
+    the state file records besides the weights (config, recordings, provenance). Returns a
+    summary. Only rank 0 writes files."""
+    step, skipped = 0, 0
+    if state is not None:
+        if state["objective"] != objective.name:
+            raise TrainingError(f"{out} holds a '{state['objective']}' run, not "
+                                f"'{objective.name}'")
+        for name, module in objective.modules.items():
+            module.load_state_dict(state["modules"][name])
+        for update in objective.updates:
+            update.optimizer.load_state_dict(state["optimizers"][update.name])
+        step, skipped = state["step"], state["skipped"]
+        torch.set_rng_state(state["torch_rng"])
+    log = RunLog(out, objective.name, run.steps, run.log_every, step, enabled=dist.main)
+    shown = data.batch(range(min(PREVIEWS, len(data))), torch.Generator(), False, 0.0).target
+    in_row, started, first_step = 0, time.monotonic(), step
+
+    def save() -> None:
+        if not dist.main:
+            return
+        provenance = dict(saved["provenance"], steps=step, skipped_steps=skipped)
+        save_checkpoint(objective.export(provenance), out / f"{objective.name}.pt")
+        payload = {"format": STATE_FORMAT, "version": STATE_VERSION,
+                   "objective": objective.name, "step": step, "skipped": skipped,
+                   "modules": {n: m.state_dict() for n, m in objective.modules.items()},
+                   "optimizers": {u.name: u.optimizer.state_dict() for u in objective.updates},
+                   "torch_rng": torch.get_rng_state(), **saved}
+        with atomic_path(out / STATE_FILE) as tmp:
+            torch.save(payload, tmp)
+        log.plot(_previews(objective, shown, dist.device))
+
+    with _StopSignals().installed() as stop:
+        while step < run.steps and dist.all_true(not stop.requested):
+            indices = sample_indices(len(data), run.batch_size, run.seed, step, dist.rank,
+                                     dist.world)
+            generator = torch.Generator().manual_seed(derived_seed(run.seed, _AUGMENT, step,
+                                                                   dist.rank))
+            batch = data.batch(indices, generator, data_config.flip,
+                               data_config.color_jitter).to(dist.device)
+            lr = learning_rate(run, step)
+            values, ok = {}, True
+            for update in objective.updates:
+                for group in update.optimizer.param_groups:
+                    group["lr"] = lr
+                ok = _apply(update, batch, run.grad_clip, dist, values) and ok
+            step += 1
+            if ok:
+                in_row = 0
+            else:
+                skipped, in_row = skipped + 1, in_row + 1
+                if in_row > run.max_skipped_in_row:
+                    save()
+                    raise TrainingError(
+                        f"training diverged: {in_row} steps in a row had a non-finite loss or "
+                        f"gradient (step {step}); lower learning_rate or check the recordings. "
+                        f"The last finite weights are in {out}")
+            log.record(step, values, lr, skipped)
+            if step % run.checkpoint_every == 0 and step < run.steps:
+                save()
+        save()
+    done = step >= run.steps
+    return {"out": str(out), "checkpoint": str(out / f"{objective.name}.pt"), "step": step,
+            "steps": run.steps, "finished": done, "skipped_steps": skipped,
+            "seconds": round(time.monotonic() - started, 1),
+            "s_per_step": round(log.seconds_per_step(), 3) if step > first_step else None,
+            "final_losses": {k: round(v, 5) for k, v in (log.rows[-1] if log.rows else {}).items()
+                             if k not in ("step", "lr", "skipped", "s_per_step")}}
+
+
+def _apply(update: Update, batch: Batch, grad_clip: float, dist: Distributed,
+           values: dict[str, float]) -> bool:
+    """One optimiser step, skipped (gradients dropped) when the loss or the gradient norm is
+    not finite on any process. Returns whether it stepped."""
+    update.optimizer.zero_grad(set_to_none=True)
+    loss, terms = update.loss(batch)
+    values.update(terms)
+    if not dist.all_true(bool(torch.isfinite(loss))):
+        return False
+    loss.backward()
+    norm = nn.utils.clip_grad_norm_(update.parameters(), grad_clip)
+    if not dist.all_true(bool(torch.isfinite(norm))):
+        update.optimizer.zero_grad(set_to_none=True)
+        return False
+    update.optimizer.step()
+    return True
+
+
+def _previews(objective: Objective, images: torch.Tensor,
+              device: torch.device) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(RGB, disparity) of the preview frames from the current weights."""
+    modules = list(objective.modules.values())
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    with torch.no_grad():
+        disps = objective.preview(images.to(device)).cpu()
+    for m, mode in zip(modules, modes):
+        m.train(mode)
+    rgb = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    return [(rgb[i], disps[i, 0].numpy()) for i in range(len(rgb))]
+

@@ -1,0 +1,80 @@
+"""Training triplets: resized frames and intrinsics, the pose route, mirrored augmentation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from bags import copy_without
+
+from lumde_ros.data import Recording
+from lumde_ros.data.sampling import camera_motion
+from lumde_ros.data.triplets import load_triplets, mirrored
+from lumde_ros.errors import BagError, TrainingError
+from lumde_ros.geometry import warp
+from lumde_ros.losses.photometric import photometric_error
+
+
+@pytest.fixture(scope="module")
+def bag_without_odometry(sim_bag, tmp_path_factory):
+    return copy_without(sim_bag, tmp_path_factory.mktemp("noodom") / "bag", {"/odom"})
+
+
+def test_frames_are_resized_with_their_intrinsics_and_odometry_gives_metric_motion(sim_bag):
+    data = load_triplets([sim_bag], 64, 48, "auto", min_baseline_m=0.0)
+    with Recording(sim_bag) as recording:
+        first = next(recording.frames())
+    assert data.metric and data.images.shape == (10, 3, 48, 64) and len(data) == 8
+    np.testing.assert_allclose(data.k[0].numpy(), first.intrinsics.resized(64, 48).matrix(),
+                               rtol=1e-6)
+    batch = data.batch([0, 1], torch.Generator(), flip=False, color_jitter=0.0)
+    assert batch.target.shape == (2, 3, 48, 64) and batch.motions.shape == (2, 2, 4, 4)
+    torch.testing.assert_close(batch.target, data.images[[1, 2]].float() / 255)
+    # motion target -> previous frame from the recorded poses
+    expected = np.linalg.inv(data.poses[0].numpy()) @ data.poses[1].numpy()
+    np.testing.assert_allclose(batch.motions[0, 0].numpy(), expected, atol=1e-6)
+
+
+def test_a_recording_without_odometry_trains_the_learned_route_only(bag_without_odometry):
+    data = load_triplets([bag_without_odometry], 64, 48, "auto", 0.05)
+    assert not data.metric and data.batch([0], torch.Generator(), True, 0.2).motions is None
+    with pytest.raises(TrainingError, match="no nav_msgs/msg/Odometry"):
+        load_triplets([bag_without_odometry], 64, 48, "odometry", 0.05)
+
+
+def test_the_learned_route_can_be_forced_on_a_recording_with_odometry(sim_bag):
+    assert not load_triplets([sim_bag], 64, 48, "learned", 0.05).metric
+
+
+def test_unusable_recordings_are_refused_with_the_reason(sim_bag, tmp_path):
+    with pytest.raises(TrainingError, match="no training triplet"):
+        load_triplets([sim_bag], 64, 48, "odometry", min_baseline_m=50.0)
+    no_images = copy_without(sim_bag, tmp_path / "noimg", {"/camera/image_raw"})
+    with pytest.raises(BagError, match="camera image"):
+        load_triplets([no_images], 64, 48, "auto", 0.05)
+    with pytest.raises(TrainingError, match="pose route"):
+        load_triplets([sim_bag], 64, 48, "sideways", 0.05)
+
+
+def test_mirrored_views_keep_view_synthesis_exact(sim_bag):
+    """Warping with ground-truth depth explains the motion equally well after mirroring the
+    images, the camera matrix and the motion together (a wrong mirror breaks this)."""
+    with Recording(sim_bag) as recording:
+        a, b = list(recording.frames())[3:5]
+
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        return torch.tensor(x, dtype=torch.float32)
+
+    images = tensor(np.stack([a.rgb, b.rgb])).permute(0, 3, 1, 2) / 255
+    depth = tensor(a.depth)[None, None]
+    k = tensor(a.intrinsics.matrix())[None]
+    motion = tensor(camera_motion(a, b))[None, None]
+
+    def error(images, depth, k, motion):
+        warped, mask = warp(images[1:], depth, motion[:, 0], k)
+        return photometric_error(warped, images[:1], 0.85)[mask.bool()].mean()
+
+    plain = error(images, depth, k, motion)
+    m_images, m_k, m_motion = mirrored(images, k, motion)
+    flipped = error(m_images, depth.flip(-1), m_k, m_motion)
+    wrong = error(m_images, depth.flip(-1), k, motion)
+    assert abs(flipped - plain) < 0.1 * plain and wrong > 1.5 * plain
