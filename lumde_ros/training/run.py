@@ -199,7 +199,8 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
         step, skipped = state["step"], state["skipped"]
         torch.set_rng_state(state["torch_rng"])
     log = RunLog(out, objective.name, run.steps, run.log_every, step, enabled=dist.main)
-    shown = data.batch(range(min(PREVIEWS, len(data))), torch.Generator(), False, 0.0).target
+    spread = np.linspace(0, len(data) - 1, min(PREVIEWS, len(data))).round().astype(int)
+    shown = data.batch(spread.tolist(), torch.Generator(), False, 0.0).target
     in_row, started, first_step = 0, time.monotonic(), step
 
     def save() -> None:
