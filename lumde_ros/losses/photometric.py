@@ -1,11 +1,9 @@
-"""View-synthesis losses (Monodepth2-style): SSIM + L1 photometric error, the per-pixel minimum
-over source views with auto-masking, and edge-aware smoothness."""
+"""Photometric building blocks (Monodepth2-style): SSIM + L1 error, the per-pixel minimum over
+source views with auto-masking, and edge-aware smoothness."""
 from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
-
-from lumde_ros.geometry import disp_to_depth, warp
 
 # SSIM stabilisers for images in [0, 1]: (0.01 * L)^2 and (0.03 * L)^2 with L = 1 (Wang 2004).
 SSIM_C1 = 0.01 ** 2
@@ -60,28 +58,3 @@ def smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     wy = torch.exp(-(image[:, :, :-1, :] - image[:, :, 1:, :]).abs().mean(1, keepdim=True))
     return (dx * wx).mean() + (dy * wy).mean()
 
-
-def view_synthesis(disps: list[torch.Tensor], target: torch.Tensor, sources: list[torch.Tensor],
-                   motions: torch.Tensor, k: torch.Tensor, near_m: float, far_m: float,
-                   ssim_weight: float, smoothness_weight: float,
-                   automask: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The self-supervised depth loss over every scale of `disps` (finest first): each scale's
-    disparity is upsampled to the target's size, turned into depth, and each source is warped
-    onto the target with its motion (B, n_sources, 4, 4) target -> source and camera matrices
-    k (B, 3, 3); the per-pixel minimum photometric error (auto-masked) plus weighted
-    smoothness (divided by 2**scale), averaged over scales. Returns the loss and its terms."""
-    height, width = target.shape[-2:]
-    photo = target.new_zeros(())
-    smooth = target.new_zeros(())
-    for scale, disp in enumerate(disps):
-        full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
-            disp, (height, width), mode="bilinear", align_corners=False)
-        depth = disp_to_depth(full, near_m, far_m)
-        warped = [warp(source, depth, motions[:, j], k)[0] for j, source in enumerate(sources)]
-        loss_map, _ = min_reprojection(warped, sources, target, ssim_weight, automask)
-        photo = photo + loss_map.mean()
-        image = target if disp.shape[-2:] == (height, width) else F.interpolate(
-            target, disp.shape[-2:], mode="area")
-        smooth = smooth + smoothness(disp, image) / 2 ** scale
-    photo, smooth = photo / len(disps), smooth / len(disps)
-    return photo + smoothness_weight * smooth, {"photo": photo, "smooth": smooth}

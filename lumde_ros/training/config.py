@@ -10,6 +10,7 @@ from typing import Any
 
 from lumde_ros.config import config_path, load_yaml
 from lumde_ros.errors import ConfigError
+from lumde_ros.losses.self_supervised import ViewSynthesisLoss
 
 TRAIN_CONFIG = "train.yaml"
 
@@ -44,27 +45,13 @@ class DataConfig:
     color_jitter: float
 
 
-@dataclass(frozen=True)
-class TeacherLoss:
-    """Weights of the self-supervised view-synthesis loss."""
-
-    ssim_weight: float
-    smoothness_weight: float
-    pose_weight: float
-    automask: bool
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    """Everything `lumde train-teacher` reads (section `teacher` of config/train.yaml).
-    model: constructor overrides of the teacher architecture."""
+class TrainerConfig:
+    """What every trainer's settings have: `run` and `data` sections."""
 
     run: RunConfig
     data: DataConfig
-    loss: TeacherLoss
-    model: dict[str, Any]
 
-    def with_steps(self, steps: int | None) -> TeacherConfig:
+    def with_steps(self, steps: int | None) -> Any:
         """This config with `steps` (the --steps flag) when given."""
         if steps is None:
             return self
@@ -74,6 +61,17 @@ class TeacherConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TeacherConfig(TrainerConfig):
+    """Everything `lumde train-teacher` reads (section `teacher` of config/train.yaml).
+    model: constructor overrides of the teacher architecture."""
+
+    run: RunConfig
+    data: DataConfig
+    loss: ViewSynthesisLoss
+    model: dict[str, Any]
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
@@ -128,10 +126,6 @@ def load_section(section: str, cls: type, user_path: str | Path | None = None) -
                               f"known: {', '.join(sorted(shipped))}")
         values = _merge(values, user.get(section) or {}, f"{section}.")
     return _build(cls, values, f"{section}.")
-
-
-def teacher_config(user_path: str | Path | None = None) -> TeacherConfig:
-    return load_section("teacher", TeacherConfig, user_path)
 
 
 def from_dict(cls: type, values: dict[str, Any]) -> Any:

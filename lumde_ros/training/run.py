@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +25,8 @@ from lumde_ros.checkpoint import Checkpoint, save_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.errors import TrainingError
 from lumde_ros.files import atomic_path
-from lumde_ros.training.config import DataConfig, RunConfig
+from lumde_ros.data.triplets import load_triplets
+from lumde_ros.training.config import DataConfig, RunConfig, from_dict, load_section
 from lumde_ros.training.log import RunLog
 
 STATE_FILE = "state.pt"
@@ -287,3 +290,53 @@ def _previews(objective: Objective, images: torch.Tensor,
     rgb = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     return [(rgb[i], disps[i, 0].numpy()) for i in range(len(rgb))]
 
+
+
+def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str | Path],
+                config_path: str | Path | None, steps: int | None, resume: bool, stride: int,
+                make_objective: Callable[[Any, TripletData, Distributed], Objective],
+                provenance: dict[str, Any]) -> dict[str, Any]:
+    """Everything around `train` every trainer needs: its settings (section `section` of
+    config/train.yaml overlaid by `config_path`, or on `resume` the run's own, where only
+    `steps` may change), its recordings (on resume the same ones, or none given), threads,
+    torchrun, data, provenance. `make_objective(config, data, dist)` builds the trainer."""
+    out = Path(out)
+    paths = [str(Path(b).resolve()) for b in bags]
+    state = None
+    if resume:
+        state = read_state(out)
+        if config_path is not None:
+            raise TrainingError("--resume continues with the settings the run started with; "
+                                "drop --config (only --steps may change)")
+        config = from_dict(config_type, state["config"]).with_steps(steps)
+        if paths and paths != state["bags"]:
+            raise TrainingError(f"--resume with other recordings than the run started with "
+                                f"({', '.join(state['bags'])}); give the same --bag list or none")
+        paths = state["bags"]
+    else:
+        if (out / STATE_FILE).exists():
+            raise TrainingError(f"{out} already holds a training run; pass --resume to continue "
+                                "it or choose another --out")
+        config = load_section(section, config_type, config_path).with_steps(steps)
+    size = (config.data.input_width, config.data.input_height)
+    if min(size) <= 0 or size[0] % stride or size[1] % stride:
+        raise TrainingError(f"input size {size[0]}x{size[1]}: both must be positive multiples "
+                            f"of {stride}")
+    if config.run.threads > 0:
+        torch.set_num_threads(config.run.threads)
+    dist = start_distributed(config.run.device)
+    data = load_triplets(paths, *size, config.data.pose, config.data.min_baseline_m)
+    route = "odometry" if data.metric else "learned"
+    if state is not None and state["metric"] != data.metric:
+        raise TrainingError(f"the run started on the {'odometry' if state['metric'] else 'learned'}"
+                            f" pose route but the recordings now give the {route} route")
+    objective = make_objective(config, data, dist)
+    provenance = {"trained": True, "command": shlex.join(sys.argv), "seed": config.run.seed,
+                  "pose_route": route, "recordings": data.recordings, "config": config.as_dict(),
+                  "torch_version": str(torch.__version__), **provenance}
+    saved = {"config": config.as_dict(), "bags": paths, "metric": data.metric,
+             "provenance": provenance}
+    summary = train(objective, data, config.run, config.data, out, dist, state, saved)
+    summary.update(metric=data.metric, pose_route=route, triplets=len(data),
+                   processes=dist.world)
+    return summary

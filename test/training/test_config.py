@@ -4,15 +4,15 @@ from __future__ import annotations
 import pytest
 
 from lumde_ros.errors import ConfigError
-from lumde_ros.training.config import TeacherConfig, from_dict, teacher_config
+from lumde_ros.training.config import TeacherConfig, from_dict, load_section
 
 
 def test_shipped_defaults_and_a_partial_override(tmp_path):
-    shipped = teacher_config()
+    shipped = load_section("teacher", TeacherConfig)
     assert shipped.data.pose == "auto" and shipped.run.steps > 0
     user = tmp_path / "mine.yaml"
     user.write_text("teacher:\n  run: {steps: 7, learning_rate: 1}\n  model: {num_layers: 34}\n")
-    mine = teacher_config(user)
+    mine = load_section("teacher", TeacherConfig, user)
     assert mine.run.steps == 7 and mine.run.learning_rate == 1.0
     assert mine.run.batch_size == shipped.run.batch_size and mine.model["num_layers"] == 34
     assert from_dict(TeacherConfig, mine.as_dict()) == mine
@@ -30,6 +30,6 @@ def test_mistakes_are_named(tmp_path, text, message):
     user = tmp_path / "bad.yaml"
     user.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        teacher_config(user)
+        load_section("teacher", TeacherConfig, user)
     with pytest.raises(ConfigError, match="positive"):
-        teacher_config().with_steps(0)
+        load_section("teacher", TeacherConfig).with_steps(0)

@@ -22,7 +22,7 @@ from lumde_ros.data.triplets import load_triplets
 from lumde_ros.errors import TrainingError
 from lumde_ros.inference import Predictor, resolve_scale
 from lumde_ros.models import PoseNet
-from lumde_ros.training.config import teacher_config
+from lumde_ros.training.config import TeacherConfig, load_section
 from lumde_ros.training.run import Distributed, train
 from lumde_ros.training.teacher import TeacherObjective
 
@@ -113,10 +113,10 @@ def test_ctrl_c_saves_and_resume_continues_exactly(sim_bag, tiny_config, tmp_pat
 
 def test_non_finite_losses_are_skipped_and_counted_and_divergence_stops(
         sim_bag, tiny_config, tmp_path):
-    config = teacher_config(tiny_config(run={"steps": 6, "max_skipped_in_row": 2}))
+    config = load_section("teacher", TeacherConfig, tiny_config(run={"steps": 6, "max_skipped_in_row": 2}))
     data = load_triplets([sim_bag], 96, 64, "auto", 0.05)
     dist = Distributed(0, 1, torch.device("cpu"))
-    objective = TeacherObjective(config, data.metric, dist)
+    objective = TeacherObjective(config, data, dist)
     honest = objective.updates[0].loss
     calls = []
 

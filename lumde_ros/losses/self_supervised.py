@@ -1,0 +1,91 @@
+"""The self-supervised depth objective shared by the teacher and the student: synthesise the
+target frame from its neighbours through the predicted depth and the camera motion (from
+odometry, or from a pose network), at every scale."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lumde_ros.data.triplets import Batch
+from lumde_ros.geometry import disp_to_depth, pose_from_vector, warp
+from lumde_ros.losses.photometric import min_reprojection, smoothness
+
+
+@dataclass(frozen=True)
+class ViewSynthesisLoss:
+    """Weights of the self-supervised loss (section `loss` of the teacher's settings, `photo`
+    of the student's)."""
+
+    ssim_weight: float
+    smoothness_weight: float
+    pose_weight: float
+    automask: bool
+
+
+def view_synthesis(disps: list[torch.Tensor], target: torch.Tensor, sources: list[torch.Tensor],
+                   motions: torch.Tensor, k: torch.Tensor, near_m: float, far_m: float,
+                   ssim_weight: float, smoothness_weight: float,
+                   automask: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The self-supervised depth loss over every scale of `disps` (finest first): each scale's
+    disparity is upsampled to the target's size, turned into depth, and each source is warped
+    onto the target with its motion (B, n_sources, 4, 4) target -> source and camera matrices
+    k (B, 3, 3); the per-pixel minimum photometric error (auto-masked) plus weighted
+    smoothness (divided by 2**scale), averaged over scales. Returns the loss and its terms."""
+    height, width = target.shape[-2:]
+    photo = target.new_zeros(())
+    smooth = target.new_zeros(())
+    for scale, disp in enumerate(disps):
+        full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
+            disp, (height, width), mode="bilinear", align_corners=False)
+        depth = disp_to_depth(full, near_m, far_m)
+        warped = [warp(source, depth, motions[:, j], k)[0] for j, source in enumerate(sources)]
+        loss_map, _ = min_reprojection(warped, sources, target, ssim_weight, automask)
+        photo = photo + loss_map.mean()
+        image = target if disp.shape[-2:] == (height, width) else F.interpolate(
+            target, disp.shape[-2:], mode="area")
+        smooth = smooth + smoothness(disp, image) / 2 ** scale
+    photo, smooth = photo / len(disps), smooth / len(disps)
+    return photo + smoothness_weight * smooth, {"photo": photo, "smooth": smooth}
+
+
+def forward_motions(pose_net: nn.Module, batch: Batch) -> torch.Tensor:
+    """Motions target -> each source (B, 2, 4, 4) from a pose network, which always sees its
+    two frames in time order (earlier first), so a robot driving forward is one consistent
+    motion to learn; the previous frame's motion is inverted."""
+    previous, following = batch.sources
+    back = pose_net(previous, batch.target)
+    ahead = pose_net(batch.target, following)
+    return torch.stack([torch.linalg.inv(pose_from_vector(back.axis_angle, back.translation)),
+                        pose_from_vector(ahead.axis_angle, ahead.translation)], dim=1)
+
+
+def self_supervised(disps: list[torch.Tensor], pose_net: nn.Module, batch: Batch, near_m: float,
+                    far_m: float, config: ViewSynthesisLoss
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """View synthesis of the target from both sources at every scale of `disps`. With
+    odometry in the batch the warp uses it and the pose network's motion is supervised by it
+    (L1, `pose_weight`); without, the warp uses the pose network's motion."""
+    predicted = forward_motions(pose_net, batch)
+    motions = predicted if batch.motions is None else batch.motions
+    loss, terms = view_synthesis(disps, batch.target, batch.sources, motions, batch.k, near_m,
+                                 far_m, config.ssim_weight, config.smoothness_weight,
+                                 config.automask)
+    terms = {"loss": loss, **terms}
+    if batch.motions is not None:
+        pose_loss = motion_error(predicted, batch.motions)
+        loss = loss + config.pose_weight * pose_loss
+        terms.update(loss=loss, pose=pose_loss)
+    terms["translation_m"] = predicted[:, :, :3, 3].norm(dim=2).mean()
+    return loss, terms
+
+
+def motion_error(predicted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance between motions (B, n, 4, 4): rotation matrices' entries (halved: for
+    small rotations that is the axis-angle difference in radians, and unlike an angle it has
+    a gradient at the identity) plus translation (metres)."""
+    rotation = (predicted[..., :3, :3] - reference[..., :3, :3]).abs().sum((-2, -1)) / 2
+    translation = (predicted[..., :3, 3] - reference[..., :3, 3]).abs().sum(-1)
+    return (rotation + translation).mean()
