@@ -1,4 +1,4 @@
-"""The `lumde` command: info, simulate, eval, export, demo, train-teacher.
+"""The `lumde` command: info, simulate, eval, export, demo, train-teacher, distill.
 A LumdeError is printed without a traceback and exits with status 1."""
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def _train_teacher(args: argparse.Namespace) -> dict[str, object]:
     return train_teacher(args.bag or [], args.out, args.config, args.steps, args.resume)
 
 
+def _distill(args: argparse.Namespace) -> dict[str, object]:
+    from lumde_ros.training.distill import distill
+
+    losses = [name.strip() for name in args.losses.split(",")] if args.losses else None
+    return distill(args.bag or [], args.teacher, args.out, args.config, args.steps, args.resume,
+                   losses)
+
+
 def _print(result: dict[str, object], json_to: str | None) -> None:
     from lumde_ros.evaluation import PROTOCOLS
 
@@ -91,6 +99,17 @@ def _print(result: dict[str, object], json_to: str | None) -> None:
         elif key == "parameters":
             value = f"{value / 1e6:.3f} M"
         print(f"{key:>20}: {value}")
+
+
+def _training_arguments(command: argparse.ArgumentParser, section: str) -> None:
+    """The flags every trainer takes."""
+    command.add_argument("--bag", action="append", help="rosbag2 recording (repeatable)")
+    command.add_argument("--out", required=True, help="run directory")
+    command.add_argument("--config", type=Path,
+                         help=f"YAML overriding keys of config/train.yaml (section {section})")
+    command.add_argument("--steps", type=int, help="total optimiser steps (default: config)")
+    command.add_argument("--resume", action="store_true",
+                         help="continue the run in --out exactly where its last checkpoint was")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -148,15 +167,22 @@ def parser() -> argparse.ArgumentParser:
                     "DIR/state.pt (for --resume), DIR/log.csv and DIR/training.png. Ctrl-C saves "
                     "and exits. Several GPUs: torchrun --nproc_per_node N -m lumde_ros.cli "
                     "train-teacher ...")
-    teacher.add_argument("--bag", action="append", help="rosbag2 recording (repeatable)")
-    teacher.add_argument("--out", required=True, help="run directory")
-    teacher.add_argument("--config", type=Path,
-                         help="YAML overriding keys of config/train.yaml (section teacher)")
-    teacher.add_argument("--steps", type=int, help="total optimiser steps (default: config)")
-    teacher.add_argument("--resume", action="store_true",
-                         help="continue the run in --out exactly where its last checkpoint was")
+    _training_arguments(teacher, "teacher")
     teacher.set_defaults(run=_train_teacher)
-    for command in (info, sim, ev, export, demo, teacher):
+    student = sub.add_parser(
+        "distill", help="distil a teacher into the light-weight student (LUMDE)",
+        description="Trains the student from a frozen teacher (pixel-wise, pair-wise and "
+                    "adversarial distillation) and its own view synthesis through its own pose "
+                    "network. Writes DIR/student.pt (metric when the teacher is), DIR/state.pt, "
+                    "DIR/log.csv and DIR/training.png; --resume, Ctrl-C and torchrun as for "
+                    "train-teacher.")
+    _training_arguments(student, "distill")
+    student.add_argument("--teacher", type=Path,
+                         help="teacher checkpoint (lumde train-teacher); on --resume the run's own")
+    student.add_argument("--losses", help="comma-separated subset of pixel,pair,gan,photo "
+                                          "(default: config); photo alone needs no teacher")
+    student.set_defaults(run=_distill)
+    for command in (info, sim, ev, export, demo, teacher, student):
         command.add_argument("--json", nargs="?", const=STDOUT, metavar="OUT",
                              help="print the result as JSON, or with OUT write it there")
     return top
@@ -164,8 +190,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "train-teacher" and not args.bag and not args.resume:
-        parser().error("train-teacher: --bag is required (except with --resume)")
+    if args.command in ("train-teacher", "distill") and not args.bag and not args.resume:
+        parser().error(f"{args.command}: --bag is required (except with --resume)")
     try:
         result = args.run(args)
     except LumdeError as err:

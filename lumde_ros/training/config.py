@@ -74,6 +74,46 @@ class TeacherConfig(TrainerConfig):
     model: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class DistillLoss:
+    """Which distillation losses train the student, and their weights (see train.yaml)."""
+
+    losses: list[str]
+    pixel_weight: float
+    pair_weight: float
+    gan_weight: float
+    photo_weight: float
+    pixel_confidence: bool
+    pair_layer: int
+    pair_grid: list[int]
+    discriminator_lr: float
+
+
+@dataclass(frozen=True)
+class DistillConfig(TrainerConfig):
+    """Everything `lumde distill` reads (section `distill` of config/train.yaml). model,
+    pose_model, discriminator: constructor overrides of the student, its pose network and the
+    Transformer discriminator."""
+
+    run: RunConfig
+    data: DataConfig
+    loss: DistillLoss
+    photo: ViewSynthesisLoss
+    model: dict[str, Any]
+    pose_model: dict[str, Any]
+    discriminator: dict[str, Any]
+
+    def with_losses(self, losses: list[str] | None) -> DistillConfig:
+        """This config with the --losses list when given."""
+        if losses is None:
+            return self
+        return dataclasses.replace(self, loss=dataclasses.replace(self.loss, losses=losses))
+
+
+# Sections whose keys are constructor arguments, checked when the network is built.
+_FREE_SECTIONS = ("model", "pose_model", "discriminator")
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
     """`base` with `override`'s keys replaced recursively; unknown keys are errors (typos)."""
     merged = dict(base)
@@ -81,7 +121,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[s
         if key not in base:
             raise ConfigError(f"unknown setting '{where}{key}'; known: "
                               f"{', '.join(sorted(base))}")
-        if isinstance(base[key], dict) and key != "model":
+        if isinstance(base[key], dict) and key not in _FREE_SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"'{where}{key}' must be a mapping")
             merged[key] = _merge(base[key], value, f"{where}{key}.")
@@ -102,9 +142,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             value = _build(kind, value, f"{where}{f.name}.")
         elif kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        elif typing.get_origin(kind) is dict:
-            if not isinstance(value, dict):
-                raise ConfigError(f"'{where}{f.name}' must be a mapping")
+        elif typing.get_origin(kind) in (dict, list):
+            if not isinstance(value, typing.get_origin(kind)):
+                raise ConfigError(f"'{where}{f.name}' must be a "
+                                  f"{'mapping' if typing.get_origin(kind) is dict else 'list'}")
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"'{where}{f.name}' is {value!r}; expected {kind.__name__}")
         kwargs[f.name] = value

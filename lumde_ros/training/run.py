@@ -38,11 +38,12 @@ PREVIEWS = 3
 @dataclass
 class Update:
     """One optimiser and the loss it minimises. `loss` returns the scalar to minimise and the
-    terms to log (floats)."""
+    terms to log (floats); `learning_rate` is the rate before the schedule's decay."""
 
     name: str
     optimizer: torch.optim.Optimizer
     loss: Callable[[Batch], tuple[torch.Tensor, dict[str, float]]]
+    learning_rate: float
 
     def parameters(self) -> list[torch.Tensor]:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -109,10 +110,10 @@ def start_distributed(device: str) -> Distributed:
     return Distributed(rank, world, chosen)
 
 
-def learning_rate(config: RunConfig, step: int) -> float:
-    """Step decay: a pure function of the step, so a resumed run continues the schedule."""
-    decayed = step >= config.lr_decay_at * config.steps
-    return config.learning_rate * (config.lr_decay if decayed else 1.0)
+def lr_factor(config: RunConfig, step: int) -> float:
+    """Step decay of every learning rate: a pure function of the step, so a resumed run
+    continues the schedule."""
+    return config.lr_decay if step >= config.lr_decay_at * config.steps else 1.0
 
 
 # Streams drawn from the run's seed: the sampling order of each epoch, each step's augmentation.
@@ -228,11 +229,11 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
                                                                    dist.rank))
             batch = data.batch(indices, generator, data_config.flip,
                                data_config.color_jitter).to(dist.device)
-            lr = learning_rate(run, step)
+            factor = lr_factor(run, step)
             values, ok = {}, True
             for update in objective.updates:
                 for group in update.optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = update.learning_rate * factor
                 ok = _apply(update, batch, run.grad_clip, dist, values) and ok
             step += 1
             if ok:
@@ -245,7 +246,7 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
                         f"training diverged: {in_row} steps in a row had a non-finite loss or "
                         f"gradient (step {step}); lower learning_rate or check the recordings. "
                         f"The last finite weights are in {out}")
-            log.record(step, values, lr, skipped)
+            log.record(step, values, run.learning_rate * factor, skipped)
             if step % run.checkpoint_every == 0 and step < run.steps:
                 save()
         save()
@@ -295,11 +296,13 @@ def _previews(objective: Objective, images: torch.Tensor,
 def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str | Path],
                 config_path: str | Path | None, steps: int | None, resume: bool, stride: int,
                 make_objective: Callable[[Any, TripletData, Distributed], Objective],
-                provenance: dict[str, Any]) -> dict[str, Any]:
+                provenance: dict[str, Any],
+                configure: Callable[[Any], Any] = lambda config: config) -> dict[str, Any]:
     """Everything around `train` every trainer needs: its settings (section `section` of
     config/train.yaml overlaid by `config_path`, or on `resume` the run's own, where only
     `steps` may change), its recordings (on resume the same ones, or none given), threads,
-    torchrun, data, provenance. `make_objective(config, data, dist)` builds the trainer."""
+    torchrun, data, provenance. `configure` adjusts a new run's settings (command-line flags);
+    `make_objective(config, data, dist)` builds the trainer."""
     out = Path(out)
     paths = [str(Path(b).resolve()) for b in bags]
     state = None
@@ -317,7 +320,7 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
         if (out / STATE_FILE).exists():
             raise TrainingError(f"{out} already holds a training run; pass --resume to continue "
                                 "it or choose another --out")
-        config = load_section(section, config_type, config_path).with_steps(steps)
+        config = configure(load_section(section, config_type, config_path).with_steps(steps))
     size = (config.data.input_width, config.data.input_height)
     if min(size) <= 0 or size[0] % stride or size[1] % stride:
         raise TrainingError(f"input size {size[0]}x{size[1]}: both must be positive multiples "

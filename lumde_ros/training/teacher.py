@@ -31,9 +31,8 @@ class TeacherObjective:
         depth, pose = build_depth_net("teacher", self.arch_config), PoseNet()
         self.modules = {"depth": depth, "pose": pose}
         self.depth, self.pose = dist.wrap(depth), dist.wrap(pose)
-        optimizer = torch.optim.Adam([*depth.parameters(), *pose.parameters()],
-                                     lr=config.run.learning_rate)
-        self.updates = [Update("teacher", optimizer, self.loss)]
+        optimizer = torch.optim.Adam([*depth.parameters(), *pose.parameters()])
+        self.updates = [Update("teacher", optimizer, self.loss, config.run.learning_rate)]
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         net = self.modules["depth"]

@@ -1,0 +1,208 @@
+"""`lumde distill`: LUMDE, the light-weight student learns from a frozen teacher through
+pixel-wise (depth), pair-wise (feature affinities) and holistic (adversarial, Transformer
+discriminator) distillation, plus its own self-supervised loss through its own pose network.
+The result is a student checkpoint the depth node serves, metric when the teacher is."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lumde_ros.checkpoint import (Checkpoint, checkpoint_from_net, load_checkpoint,
+                                  resolved_arch_config)
+from lumde_ros.data.triplets import Batch, TripletData
+from lumde_ros.errors import ConfigError, TrainingError
+from lumde_ros.export import checkpoint_digest
+from lumde_ros.geometry import disp_to_depth, warp
+from lumde_ros.losses.distillation import (discriminator_hinge, generator_hinge, pairwise_loss,
+                                           pixel_loss)
+from lumde_ros.losses.photometric import photometric_error
+from lumde_ros.losses.self_supervised import self_supervised
+from lumde_ros.models import DepthNetOutput, PoseNet, StudentDepthNet, build_depth_net
+from lumde_ros.models.discriminator import TransformerDiscriminator
+from lumde_ros.training.config import DistillConfig
+from lumde_ros.training.run import Distributed, Update, read_state, run_trainer
+
+LOSSES = ("pixel", "pair", "gan", "photo")
+# Losses that read the teacher; `photo` alone trains a student without one.
+TEACHER_LOSSES = ("pixel", "pair", "gan")
+
+
+@contextlib.contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """No gradients into `module`'s parameters (the student's turn against the discriminator)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+class DistillObjective:
+    """Student depth network (+ its pose network with `photo`, + the discriminator with
+    `gan`); the teacher is frozen. With `gan` each step updates the discriminator, then the
+    student."""
+
+    name = "student"
+
+    def __init__(self, config: DistillConfig, data: TripletData, dist: Distributed,
+                 teacher: Checkpoint | None) -> None:
+        self.config, self.losses = config, config.loss.losses
+        unknown = set(self.losses) - set(LOSSES)
+        if unknown or not self.losses:
+            raise ConfigError(f"losses {self.losses}: choose one or more of {', '.join(LOSSES)}")
+        if teacher is None and set(self.losses) & set(TEACHER_LOSSES):
+            raise TrainingError(f"losses {', '.join(set(self.losses) & set(TEACHER_LOSSES))} "
+                                "need --teacher")
+        self.teacher_checkpoint = teacher
+        self.metric = teacher.metric if teacher is not None else data.metric
+        torch.manual_seed(config.run.seed)
+        self.arch_config = resolved_arch_config("student", config.model)
+        student = build_depth_net("student", self.arch_config)
+        self.modules: dict[str, nn.Module] = {"depth": student}
+        if "photo" in self.losses:
+            self.modules["pose"] = PoseNet(**_tuples(config.pose_model))
+        if "gan" in self.losses:
+            grid = (config.data.input_height // config.discriminator.get("patch", 16),
+                    config.data.input_width // config.discriminator.get("patch", 16))
+            self.modules["discriminator"] = TransformerDiscriminator(
+                grid=grid, **_tuples(config.discriminator))
+        self.wrapped = {name: dist.wrap(module) for name, module in self.modules.items()}
+        self.teacher = None
+        if teacher is not None:
+            self.teacher = teacher.build().to(dist.device).requires_grad_(False)
+        student_params = [p for n in ("depth", "pose") if n in self.modules
+                          for p in self.modules[n].parameters()]
+        self.updates = []
+        if "gan" in self.losses:
+            self.updates.append(Update(
+                "discriminator", torch.optim.Adam(self.modules["discriminator"].parameters(),
+                                                  betas=(0.5, 0.999)),
+                self.discriminator_loss, config.loss.discriminator_lr))
+        self.updates.append(Update("student", torch.optim.Adam(student_params),
+                                   self.student_loss, config.run.learning_rate))
+        self._cache: tuple[Batch, DepthNetOutput | None, DepthNetOutput] | None = None
+
+    def _outputs(self, batch: Batch) -> tuple[DepthNetOutput | None, DepthNetOutput]:
+        """Teacher (no gradient) and student outputs of this batch, computed once per step
+        and shared by the discriminator's and the student's updates."""
+        if self._cache is None or self._cache[0] is not batch:
+            teacher = None
+            if self.teacher is not None:
+                with torch.no_grad():
+                    teacher = self.teacher(batch.target)
+            self._cache = (batch, teacher, self.wrapped["depth"](batch.target))
+        return self._cache[1], self._cache[2]
+
+    def discriminator_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        teacher, student = self._outputs(batch)
+        fake = student.disps[0].detach()
+        # Real and fake in one forward pass (DistributedDataParallel allows one per backward).
+        scores = self.wrapped["discriminator"](torch.cat([teacher.disps[0], fake]),
+                                               torch.cat([batch.target, batch.target]))
+        real, fake_scores = scores.chunk(2)
+        loss = discriminator_hinge(real, fake_scores)
+        return loss, {"gan_d": float(loss.detach()), "d_real": float(real.detach().mean()),
+                      "d_fake": float(fake_scores.detach().mean())}
+
+    def student_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        teacher, student = self._outputs(batch)
+        config, net = self.config.loss, self.modules["depth"]
+        terms: dict[str, torch.Tensor] = {}
+        loss = student.disps[0].new_zeros(())
+        if "pixel" in self.losses:
+            weight = self._confidence(teacher, batch) if config.pixel_confidence else None
+            terms["pixel"] = pixel_loss(student.disps, (net.near_m, net.far_m), teacher.disps[0],
+                                        self._teacher_range(), weight)
+            loss = loss + config.pixel_weight * terms["pixel"]
+        if "pair" in self.losses:
+            layer = config.pair_layer
+            terms["pair"] = pairwise_loss(student.features[layer], teacher.features[layer],
+                                          tuple(config.pair_grid))
+            loss = loss + config.pair_weight * terms["pair"]
+        if "gan" in self.losses:
+            discriminator = self.modules["discriminator"]
+            with _frozen(discriminator):
+                terms["gan_g"] = generator_hinge(discriminator(student.disps[0], batch.target))
+            loss = loss + config.gan_weight * terms["gan_g"]
+        if "photo" in self.losses:
+            photo, parts = self_supervised(student.disps, self.wrapped["pose"], batch,
+                                           net.near_m, net.far_m, self.config.photo)
+            terms.update({"self_supervised": photo, **{k: v for k, v in parts.items()
+                                                       if k in ("photo", "pose")}})
+            loss = loss + config.photo_weight * photo
+        self._cache = None  # the student's graph is consumed by this update's backward
+        return loss, {"loss": float(loss.detach()),
+                      **{k: float(v.detach()) for k, v in terms.items()}}
+
+    def _teacher_range(self) -> tuple[float, float]:
+        net = self.teacher
+        return net.near_m, net.far_m
+
+    def _confidence(self, teacher: DepthNetOutput, batch: Batch) -> torch.Tensor | None:
+        """Per-pixel weight in (0, 1]: high where the teacher's depth, with the odometry
+        motion, synthesises the target well from the better of the two sources. Without
+        odometry (no trustworthy motion) every pixel counts the same."""
+        if batch.motions is None:
+            return None
+        with torch.no_grad():
+            depth = disp_to_depth(teacher.disps[0], *self._teacher_range())
+            errors = torch.cat([
+                photometric_error(warp(source, depth, batch.motions[:, j], batch.k)[0],
+                                  batch.target, self.config.photo.ssim_weight)
+                for j, source in enumerate(batch.sources)], dim=1).min(dim=1, keepdim=True)[0]
+            scale = errors.mean(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+            return torch.exp(-errors / scale)
+
+    def export(self, provenance: dict[str, Any]) -> Checkpoint:
+        data = self.config.data
+        scale = self.teacher_checkpoint.depth_scale if self.teacher_checkpoint else 1.0
+        return checkpoint_from_net(self.modules["depth"], "student", self.arch_config,
+                                   data.input_width, data.input_height, self.metric, scale,
+                                   provenance)
+
+    def preview(self, images: torch.Tensor) -> torch.Tensor:
+        return self.modules["depth"](images).disps[0]
+
+
+def _tuples(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+
+
+def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: str | Path,
+            config_path: str | Path | None, steps: int | None = None, resume: bool = False,
+            losses: list[str] | None = None) -> dict[str, Any]:
+    """Train (or with `resume` continue) a student in `out`; returns a summary. A resumed run
+    uses the teacher it started with (a different file given with --teacher is refused)."""
+    teacher, started = None, None
+    if resume:
+        if losses is not None:
+            raise TrainingError("--resume continues with the losses the run started with; "
+                                "drop --losses")
+        started = read_state(Path(out))["provenance"].get("teacher")
+        if started and teacher_path is None:
+            teacher_path = started["path"]
+    if teacher_path is not None:
+        teacher = load_checkpoint(teacher_path)
+        if started and checkpoint_digest(teacher) != started["digest"]:
+            raise TrainingError(f"{teacher_path} is not the teacher this run started with "
+                                f"({started['path']})")
+
+    def make(config: DistillConfig, data: TripletData, dist: Distributed) -> DistillObjective:
+        return DistillObjective(config, data, dist, teacher)
+
+    provenance: dict[str, Any] = {"source": "lumde distill"}
+    if teacher is not None:
+        provenance["teacher"] = {"path": str(Path(teacher_path).resolve()),
+                                 "digest": checkpoint_digest(teacher),
+                                 "metric": teacher.metric}
+    return run_trainer("distill", DistillConfig, out, list(bags), config_path, steps, resume,
+                       StudentDepthNet.STRIDE, make, provenance,
+                       configure=lambda config: config.with_losses(losses))
