@@ -16,19 +16,41 @@ INTERRUPTED = 130
 
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
-    from lumde_ros.checkpoint import untrained_student
+    from lumde_ros.checkpoint import resolved_arch_config, untrained_student
     from lumde_ros.inference import load_model, network_size
     from lumde_ros.models import build_depth_net, count_macs
+    from lumde_ros.training.config import DistillConfig, TeacherConfig, load_section
 
     checkpoint = load_model(args.model)[0] if args.model else untrained_student()
-    net = build_depth_net(checkpoint.arch, checkpoint.arch_config)  # weights do not matter
     width, height = network_size(checkpoint, args.width, args.height)
+
+    def cost(arch: str, arch_config: dict) -> dict[str, int]:
+        net = build_depth_net(arch, arch_config)  # weights do not matter
+        return {"parameters": sum(p.numel() for p in net.parameters()),
+                "macs": count_macs(net, width, height)}
+
+    # The student/teacher pair: this model and --teacher, or the default of the other role
+    # (config/train.yaml), both at this input size.
+    sizes = {checkpoint.arch: cost(checkpoint.arch, checkpoint.arch_config)}
+    if args.teacher:
+        other = load_model(args.teacher)[0]
+        sizes["teacher"] = cost(other.arch, other.arch_config)
+    for role, section, kind in (("teacher", "teacher", TeacherConfig),
+                                ("student", "distill", DistillConfig)):
+        if role not in sizes:
+            sizes[role] = cost(role, resolved_arch_config(role, load_section(section,
+                                                                             kind).model))
     return {"model": str(args.model or "(built-in untrained student)"),
             "arch": checkpoint.arch, "arch_config": checkpoint.arch_config,
-            "input_width": width, "input_height": height,
-            "parameters": sum(p.numel() for p in net.parameters()),
-            "macs": count_macs(net, width, height), "metric": checkpoint.metric,
-            "depth_scale": checkpoint.depth_scale, "provenance": checkpoint.provenance}
+            "input_width": width, "input_height": height, **sizes[checkpoint.arch],
+            "metric": checkpoint.metric, "depth_scale": checkpoint.depth_scale,
+            "provenance": checkpoint.provenance,
+            "student_vs_teacher": {
+                "student": sizes["student"], "teacher": sizes["teacher"],
+                "teacher_from": str(args.teacher or "config/train.yaml"),
+                "parameter_ratio": round(sizes["student"]["parameters"]
+                                         / sizes["teacher"]["parameters"], 4),
+                "mac_ratio": round(sizes["student"]["macs"] / sizes["teacher"]["macs"], 4)}}
 
 
 def _simulate(args: argparse.Namespace) -> dict[str, object]:
@@ -98,6 +120,13 @@ def _print(result: dict[str, object], json_to: str | None) -> None:
             value = f"{value / 1e9:.3f} G"
         elif key == "parameters":
             value = f"{value / 1e6:.3f} M"
+        elif key == "student_vs_teacher":
+            value = (f"student {value['student']['parameters'] / 1e6:.3f} M, "
+                     f"{value['student']['macs'] / 1e9:.3f} GMAC; teacher "
+                     f"{value['teacher']['parameters'] / 1e6:.2f} M, "
+                     f"{value['teacher']['macs'] / 1e9:.2f} GMAC ({value['teacher_from']}): "
+                     f"{value['parameter_ratio']:.2%} of the parameters, "
+                     f"{value['mac_ratio']:.2%} of the MACs")
         print(f"{key:>20}: {value}")
 
 
@@ -120,6 +149,8 @@ def parser() -> argparse.ArgumentParser:
                       help="checkpoint (.pt) or export (.onnx); default: untrained student")
     info.add_argument("--width", type=int, default=0, help="input width (default: the model's)")
     info.add_argument("--height", type=int, default=0, help="input height (default: the model's)")
+    info.add_argument("--teacher", type=Path, help="teacher to compare a student with "
+                                                   "(default: config/train.yaml's)")
     info.set_defaults(run=_info)
     sim = sub.add_parser("simulate", help="render a robot-camera recording with ground truth",
                          description="Seeds below 1000 are for training, 1000 and above for "

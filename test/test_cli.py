@@ -30,8 +30,11 @@ def test_info_reports_size_and_cost(student_path):
     half = json.loads(run("info", "--model", str(student_path), "--width", "160", "--height",
                           "128", "--json").stdout)
     assert abs(half["macs"] * 4 - info["macs"]) / info["macs"] < 0.05  # MACs scale with area
+    pair = info["student_vs_teacher"]
+    assert pair["student"]["macs"] == info["macs"] and pair["mac_ratio"] <= 0.05
+    assert abs(pair["mac_ratio"] - info["macs"] / pair["teacher"]["macs"]) < 1e-3
     text = run("info").stdout
-    assert "untrained" in text and "parameters" in text
+    assert "untrained" in text and "parameters" in text and "of the MACs" in text
 
 
 def test_info_refuses_a_corrupt_model_without_a_traceback(tmp_path):

@@ -52,6 +52,11 @@ def test_full_lumde_learns_from_the_teacher_and_serves_metric_depth(
                                        "student", student.arch_config, 96, 64, True)
     assert log_gap(student) < 0.7 * log_gap(from_scratch)
 
+    info = json.loads(lumde("info", "--model", str(run / "student.pt"), "--teacher",
+                            str(tiny_teacher), "--json").stdout)["student_vs_teacher"]
+    tiny = build_depth_net("teacher", teacher.arch_config)
+    assert info["teacher"]["parameters"] == sum(p.numel() for p in tiny.parameters())
+
 
 @pytest.mark.parametrize("losses, modules", [
     (["photo"], {"depth", "pose"}), (["pixel"], {"depth"}), (["pixel", "pair"], {"depth"}),
