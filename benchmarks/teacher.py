@@ -13,73 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from training_runs import (KINDS, LUMDE, MAX_DEPTH_M, MIN_DEPTH_M, PROTOCOLS, aggregate,
+                           evaluate, simulate, table_header, table_row, train)
 
 from lumde_ros.data import Recording
-from lumde_ros.evaluation import METRICS, ProtocolMetrics
+from lumde_ros.evaluation import ProtocolMetrics
 from lumde_ros.sim.recording import EVAL_SEED_START
-
-KINDS = ("corridor", "room")
-MIN_DEPTH_M, MAX_DEPTH_M = 0.1, 10.0
-LUMDE = [sys.executable, "-m", "lumde_ros.cli"]
-
-
-def simulate(folder: Path, seeds: range, frames: int) -> list[Path]:
-    """One recording per seed, kinds alternating; existing ones are kept."""
-    bags = []
-    for i, seed in enumerate(seeds):
-        kind = KINDS[i % len(KINDS)]
-        bag = folder / f"{kind}-{seed}"
-        if not bag.exists():
-            subprocess.run([*LUMDE, "simulate", "--out", str(bag), "--seed", str(seed),
-                            "--frames", str(frames), "--kind", kind, "--json", "/dev/null"],
-                           check=True)
-        bags.append(bag)
-    return bags
-
-
-def train(run: Path, bags: list[Path], steps: int, pose: str) -> dict:
-    """`lumde train-teacher` on one pose route, resumed when a previous attempt stopped."""
-    summary = run / "summary.json"
-    if summary.exists() and json.loads(summary.read_text())["finished"]:
-        return json.loads(summary.read_text())
-    config = run.parent / f"{run.name}.yaml"
-    config.write_text(f"teacher:\n  data:\n    pose: {pose}\n")
-    args = [*LUMDE, "train-teacher", "--out", str(run), "--steps", str(steps),
-            "--json", str(summary)]
-    if (run / "state.pt").exists():
-        args.append("--resume")
-    else:
-        args += ["--config", str(config)] + [a for b in bags for a in ("--bag", str(b))]
-    subprocess.run(args, check=True)
-    return json.loads(summary.read_text())
-
-
-def evaluate(model: Path, bags: list[Path]) -> dict[str, dict]:
-    """`lumde eval` per recording, frame-weighted means per scene kind and over all."""
-    per_bag = []
-    for bag in bags:
-        out = model.parent / f"eval-{bag.name}.json"
-        subprocess.run([*LUMDE, "eval", "--bag", str(bag), "--model", str(model),
-                        "--min-depth-m", str(MIN_DEPTH_M), "--max-depth-m", str(MAX_DEPTH_M),
-                        "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
-        per_bag.append((bag.name.split("-")[0], json.loads(out.read_text())))
-    return _aggregate(per_bag)
-
-
-def _aggregate(per_bag: list[tuple[str, dict]]) -> dict[str, dict]:
-    groups = {kind: [r for k, r in per_bag if k == kind] for kind in KINDS}
-    groups["all"] = [r for _, r in per_bag]
-    out = {}
-    for name, rows in groups.items():
-        frames = np.array([r["frames"] for r in rows], float)
-        out[name] = {protocol: {m: float(np.average([r[protocol][m] for r in rows],
-                                                     weights=frames)) for m in METRICS}
-                     for protocol in ("median_scaled", "unscaled")}
-    return out
 
 
 def median_baseline(train_bags: list[Path], eval_bags: list[Path]) -> tuple[float, dict]:
@@ -102,12 +44,7 @@ def median_baseline(train_bags: list[Path], eval_bags: list[Path]) -> tuple[floa
                     metrics.add(np.full_like(frame.depth, median), frame.depth)
         per_bag.append((bag.name.split("-")[0], {"frames": metrics.frames,
                                                  **metrics.results()}))
-    return median, _aggregate(per_bag)
-
-
-def _row(name: str, result: dict, protocol: str) -> str:
-    values = result[protocol]
-    return f"{name:<34}" + "".join(f"{values[m]:9.4f}" for m in METRICS)
+    return median, aggregate(per_bag)
 
 
 def main() -> None:
@@ -127,7 +64,8 @@ def main() -> None:
                                                    EVAL_SEED_START + args.eval_bags),
                          args.eval_frames)
     routes = {"odometry": args.steps, "learned": args.learned_steps or args.steps}
-    runs = {route: train(args.work / route, train_bags, steps, route)
+    runs = {route: train("train-teacher", args.work / route, train_bags, steps,
+                         f"teacher:\n  data:\n    pose: {route}\n")
             for route, steps in routes.items()}
     results = {route: evaluate(Path(run["checkpoint"]), eval_bags) for route, run in runs.items()}
     median, results["baseline"] = median_baseline(train_bags, eval_bags)
@@ -142,11 +80,11 @@ def main() -> None:
           f"{args.train_bags - 1}); held out: {args.eval_bags} x {args.eval_frames} (seeds "
           f"{EVAL_SEED_START}..{EVAL_SEED_START + args.eval_bags - 1}); depth in "
           f"({MIN_DEPTH_M}, {MAX_DEPTH_M}) m; baseline = training median {median:.2f} m")
-    for protocol in ("median_scaled", "unscaled"):
-        print(f"\n{protocol}{'':<{34 - len(protocol)}}" + "".join(f"{m:>9}" for m in METRICS))
+    for protocol in PROTOCOLS:
+        print("\n" + table_header(protocol))
         for split in ("all", *KINDS):
             for name in ("baseline", "odometry", "learned"):
-                print(_row(f"  {split:<9} {name}", results[name][split], protocol))
+                print(table_row(f"  {split:<9} {name}", results[name][split][protocol]))
     (args.work / "results.json").write_text(json.dumps(
         {"runs": runs, "results": results, "baseline_median_m": median, "info": info},
         indent=2))

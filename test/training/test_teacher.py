@@ -113,7 +113,8 @@ def test_ctrl_c_saves_and_resume_continues_exactly(sim_bag, tiny_config, tmp_pat
 
 def test_non_finite_losses_are_skipped_and_counted_and_divergence_stops(
         sim_bag, tiny_config, tmp_path):
-    config = load_section("teacher", TeacherConfig, tiny_config(run={"steps": 6, "max_skipped_in_row": 2}))
+    config = load_section("teacher", TeacherConfig,
+                          tiny_config(run={"steps": 6, "max_skipped_in_row": 2}))
     data = load_triplets([sim_bag], 96, 64, "auto", 0.05)
     dist = Distributed(0, 1, torch.device("cpu"))
     objective = TeacherObjective(config, data, dist)
