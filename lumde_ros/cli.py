@@ -16,12 +16,12 @@ INTERRUPTED = 130
 
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
-    from lumde_ros.checkpoint import resolved_arch_config, untrained_student
-    from lumde_ros.inference import load_model, network_size
+    from lumde_ros.checkpoint import resolved_arch_config
+    from lumde_ros.inference import load_model, load_model_or_default, network_size
     from lumde_ros.models import build_depth_net, count_macs
     from lumde_ros.training.config import DistillConfig, TeacherConfig, load_section
 
-    checkpoint = load_model(args.model)[0] if args.model else untrained_student()
+    checkpoint, _, name = load_model_or_default(args.model)
     width, height = network_size(checkpoint, args.width, args.height)
 
     def cost(arch: str, arch_config: dict) -> dict[str, int]:
@@ -40,7 +40,7 @@ def _info(args: argparse.Namespace) -> dict[str, object]:
         if role not in sizes:
             sizes[role] = cost(role, resolved_arch_config(role, load_section(section,
                                                                              kind).model))
-    return {"model": str(args.model or "(built-in untrained student)"),
+    return {"model": name,
             "arch": checkpoint.arch, "arch_config": checkpoint.arch_config,
             "input_width": width, "input_height": height, **sizes[checkpoint.arch],
             "metric": checkpoint.metric, "depth_scale": checkpoint.depth_scale,
@@ -63,11 +63,11 @@ def _simulate(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _export(args: argparse.Namespace) -> dict[str, object]:
-    from lumde_ros.checkpoint import load_checkpoint, untrained_student
+    from lumde_ros.checkpoint import load_checkpoint
     from lumde_ros.export import export_onnx
-    from lumde_ros.inference import network_size
+    from lumde_ros.inference import default_model, network_size
 
-    checkpoint = load_checkpoint(args.model) if args.model else untrained_student()
+    checkpoint = load_checkpoint(args.model) if args.model else default_model()[0]
     width, height = network_size(checkpoint, args.width, args.height)
     return export_onnx(checkpoint, args.out, width, height, dynamic=args.dynamic)
 
@@ -146,7 +146,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="architecture, parameter count and MACs of a model")
     info.add_argument("--model", type=Path,
-                      help="checkpoint (.pt) or export (.onnx); default: untrained student")
+                      help="checkpoint (.pt) or export (.onnx); default: the shipped student")
     info.add_argument("--width", type=int, default=0, help="input width (default: the model's)")
     info.add_argument("--height", type=int, default=0, help="input height (default: the model's)")
     info.add_argument("--teacher", type=Path, help="teacher to compare a student with "
@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="standard depth metrics of a model on a recording")
     ev.add_argument("--bag", required=True, help="rosbag2 with ground-truth depth")
     ev.add_argument("--model", type=Path,
-                    help="checkpoint (.pt) or export (.onnx); default: untrained student")
+                    help="checkpoint (.pt) or export (.onnx); default: the shipped student")
     ev.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime",
                                                            "openvino"))
     ev.add_argument("--min-depth-m", "--min-depth", type=float, default=0.1)
@@ -179,7 +179,8 @@ def parser() -> argparse.ArgumentParser:
                                         "metadata and checks it with ONNX Runtime before "
                                         "reporting success. Jetson: trtexec --onnx=OUT "
                                         "--saveEngine=model.plan")
-    export.add_argument("--model", type=Path, help="checkpoint (.pt); default: untrained student")
+    export.add_argument("--model", type=Path,
+                        help="checkpoint (.pt); default: the shipped student")
     export.add_argument("--out", required=True, help="the .onnx file to write")
     export.add_argument("--width", type=int, default=0, help="input width (default: model's)")
     export.add_argument("--height", type=int, default=0, help="input height (default: model's)")

@@ -99,16 +99,14 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_depth_m: float,
                        max_depth_m: float, threads: int = 0,
                        backend: str = "torch") -> dict[str, object]:
-    """Run a model (None: the untrained student) over every frame of `bag` that has ground
+    """Run a model (None: the default model) over every frame of `bag` that has ground
     truth, through the same Predictor the depth node serves with; returns both protocols'
     metrics plus the model's size and cost."""
-    from lumde_ros.checkpoint import untrained_student
     from lumde_ros.data import Recording
-    from lumde_ros.inference import Predictor, load_model, resolve_scale
+    from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
     from lumde_ros.models import build_depth_net, count_macs
 
-    checkpoint, onnx_path = load_model(checkpoint_path) if checkpoint_path else (
-        untrained_student(), None)
+    checkpoint, onnx_path, name = load_model_or_default(checkpoint_path)
     predictor = Predictor(checkpoint, threads=threads, backend=backend, onnx_path=onnx_path)
     scale = resolve_scale(checkpoint, "checkpoint", 1.0)
     metrics = ProtocolMetrics(min_depth_m, max_depth_m)
@@ -120,7 +118,7 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
             metrics.add(predictor.predict(frame.rgb, scale, size), frame.depth)
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
     return {"bag": str(bag), "backend": predictor.backend,
-            "model": str(checkpoint_path or "(built-in untrained student)"),
+            "model": name,
             "frames": metrics.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
             "parameters": sum(p.numel() for p in net.parameters()),
             "macs": count_macs(net, predictor.width, predictor.height),

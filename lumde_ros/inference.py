@@ -273,6 +273,35 @@ def load_model(path: str | Path) -> tuple[Checkpoint, Path | None]:
     return load_checkpoint(path), None
 
 
+UNTRAINED_NAME = "(built-in untrained student)"
+
+
+def shipped_student() -> Path:
+    """Where the package keeps its default student (share/lumde_ros/weights/student.pt)."""
+    from lumde_ros.config import share_dir
+
+    return share_dir() / "weights" / "student.pt"
+
+
+def default_model() -> tuple[Checkpoint, str]:
+    """What serves when no model is configured: the student shipped with the package when it
+    has one, else the seeded untrained student; and the name to report it by."""
+    from lumde_ros.checkpoint import load_checkpoint, untrained_student
+
+    path = shipped_student()
+    if path.is_file():
+        return load_checkpoint(path), str(path)
+    return untrained_student(), UNTRAINED_NAME
+
+
+def load_model_or_default(path: str | Path | None) -> tuple[Checkpoint, Path | None, str]:
+    """`load_model(path)`, or with no path the default model; and the name to report."""
+    if path:
+        return (*load_model(path), str(path))
+    checkpoint, name = default_model()
+    return checkpoint, None, name
+
+
 # Beyond this shrink factor bilinear sampling aliases visibly and area averaging is worth its
 # cost (about 6x bilinear's on a 640x480 frame).
 AREA_SHRINK = 2.0

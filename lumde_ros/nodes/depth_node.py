@@ -31,12 +31,11 @@ from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from lumde_ros.checkpoint import untrained_student
 from lumde_ros.config import node_defaults
 from lumde_ros.errors import ConfigError, IntrinsicsError, LumdeError
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.inference import (BACKEND_CHOICES, SCALE_MODES, DepthScale, Predictor,
-                                 load_model, resolve_scale)
+                                 load_model_or_default, resolve_scale)
 from lumde_ros.nodes.params import ParamSpec, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, MatchedSubscription, profile
 from lumde_ros.nodes.throttle import Throttle
@@ -53,8 +52,9 @@ AUTO_QOS_PERIOD_S = 0.5
 
 PARAMS = (
     ParamSpec("model_path", "Model to serve: a .pt checkpoint or an .onnx from lumde export; "
-              "empty serves an untrained seeded student. Setting it at runtime hot-swaps the "
-              "model; a bad file is refused and the old model keeps serving."),
+              "empty serves the student shipped with the package (an untrained seeded student "
+              "where none ships). Setting it at runtime hot-swaps the model; a bad file is "
+              "refused and the old model keeps serving."),
     ParamSpec("backend", "Inference engine: auto (times the installed ones at load and keeps "
               "the fastest), torch, onnxruntime or openvino.", read_only=True,
               choices=BACKEND_CHOICES),
@@ -152,15 +152,15 @@ class Served:
 
     predictor: Predictor
     scale: DepthScale
+    name: str
 
 
 def load_served(p: DepthParams) -> Served:
     """Load and validate the model `p` asks for (raises LumdeError with the reason)."""
-    checkpoint, onnx_path = load_model(p.model_path) if p.model_path else (untrained_student(),
-                                                                           None)
+    checkpoint, onnx_path, name = load_model_or_default(p.model_path)
     predictor = Predictor(checkpoint, p.device, p.threads, p.input_width, p.input_height,
                           p.backend, onnx_path)
-    return Served(predictor, resolve_scale(checkpoint, p.scale_mode, p.depth_scale))
+    return Served(predictor, resolve_scale(checkpoint, p.scale_mode, p.depth_scale), name)
 
 
 class DepthNode(Node):
@@ -315,9 +315,9 @@ class DepthNode(Node):
             if "model_path" in changes:
                 self._pending = load_served(new)
             elif {"scale_mode", "depth_scale"} & changes.keys():
-                checkpoint = self._served.predictor.checkpoint
-                self._pending = Served(self._served.predictor,
-                                       resolve_scale(checkpoint, new.scale_mode, new.depth_scale))
+                served = self._served
+                self._pending = Served(served.predictor, resolve_scale(
+                    served.predictor.checkpoint, new.scale_mode, new.depth_scale), served.name)
         except Exception as err:  # whatever fails, the change is refused and the node serves on
             self._pending = None
             reason = str(err) if isinstance(err, LumdeError) else f"{type(err).__name__}: {err}"
@@ -335,8 +335,7 @@ class DepthNode(Node):
     def _log_model(self) -> None:
         served, log = self._served, self.get_logger()
         pred = served.predictor
-        log.info(f"serving {pred.checkpoint.describe()} from "
-                 f"{self._params.model_path or '(built-in untrained student)'} on "
+        log.info(f"serving {pred.checkpoint.describe()} from {served.name} on "
                  f"{pred.device} ({pred.backend}), network input {pred.width}x{pred.height}, "
                  f"depth scale {served.scale.value:g}")
         if pred.timings_ms:
@@ -362,7 +361,7 @@ class DepthNode(Node):
         served, stats = self._served, self._stats
         values = stats.summary()
         values.update(model=served.predictor.checkpoint.describe(),
-                      model_path=self._params.model_path or "(built-in untrained student)",
+                      model_path=served.name,
                       backend=served.predictor.backend, device=str(served.predictor.device),
                       metric=served.scale.metric, depth_scale=served.scale.value,
                       input_qos=self._image_sub.reliability,
