@@ -17,6 +17,7 @@ INTERRUPTED = 130
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.checkpoint import resolved_arch_config
+    from lumde_ros.errors import ConfigError
     from lumde_ros.inference import load_model, load_model_or_default, network_size
     from lumde_ros.models import build_depth_net, count_macs
     from lumde_ros.training.config import DistillConfig, TeacherConfig, load_section
@@ -31,9 +32,13 @@ def _info(args: argparse.Namespace) -> dict[str, object]:
 
     # The student/teacher pair: this model and --teacher, or the default of the other role
     # (config/train.yaml), both at this input size.
-    sizes = {checkpoint.arch: cost(checkpoint.arch, checkpoint.arch_config)}
+    own = cost(checkpoint.arch, checkpoint.arch_config)
+    sizes = {checkpoint.arch: own}
     if args.teacher:
         other = load_model(args.teacher)[0]
+        if other.arch != "teacher" or checkpoint.arch != "student":
+            raise ConfigError(f"--teacher compares a student with a teacher; got a "
+                              f"{checkpoint.arch} model and a {other.arch} --teacher")
         sizes["teacher"] = cost(other.arch, other.arch_config)
     for role, section, kind in (("teacher", "teacher", TeacherConfig),
                                 ("student", "distill", DistillConfig)):
@@ -42,7 +47,7 @@ def _info(args: argparse.Namespace) -> dict[str, object]:
                                                                              kind).model))
     return {"model": name,
             "arch": checkpoint.arch, "arch_config": checkpoint.arch_config,
-            "input_width": width, "input_height": height, **sizes[checkpoint.arch],
+            "input_width": width, "input_height": height, **own,
             "metric": checkpoint.metric, "depth_scale": checkpoint.depth_scale,
             "provenance": checkpoint.provenance,
             "student_vs_teacher": {

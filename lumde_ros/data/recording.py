@@ -47,7 +47,8 @@ class Recording:
     """A recording opened for reading; topics are chosen by name or found by type."""
 
     def __init__(self, path: str | Path, image_topic: str | None = None,
-                 camera_info_topic: str | None = None, depth_topic: str | None = None) -> None:
+                 camera_info_topic: str | None = None, depth_topic: str | None = None,
+                 ground_truth: bool = True) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"recording {self.path} does not exist")
@@ -69,7 +70,8 @@ class Recording:
             self.close()
             raise
         # Ground truth is found by name; a depth node's own output is never taken for it.
-        self.depth_topic = depth_topic or next(
+        # Training opens recordings with ground_truth=False: it is not even read.
+        self.depth_topic = None if not ground_truth else depth_topic or next(
             (t for t, k in sorted(self.topics.items()) if k == "sensor_msgs/msg/Image"
              and "depth" in t and not t.endswith(DEPTH_OUTPUTS)), None)
         self.odom_topic = next((t for t, k in sorted(self.topics.items())

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.sampling import triplets
 from lumde_ros.errors import TrainingError
+from lumde_ros.inference import resize_image
 
 # How view synthesis gets the camera motion: from odometry (metric depth), from the pose
 # network (relative depth), or odometry when every recording has it.
@@ -103,7 +103,7 @@ def _jitter(frames: torch.Tensor, generator: torch.Generator, amount: float) -> 
     brightness, contrast, saturation = (
         1 + amount * (2 * torch.rand(3, b, 1, 1, 1, 1, generator=generator) - 1))
     frames = frames * brightness
-    mean = frames.mean(dim=(2, 3, 4), keepdim=True)
+    mean = frames.mean(dim=(1, 2, 3, 4), keepdim=True)  # one contrast pivot per triplet
     frames = (frames - mean) * contrast + mean
     gray = frames.mean(dim=2, keepdim=True)
     return ((frames - gray) * saturation + gray).clamp(0, 1)
@@ -160,9 +160,9 @@ def _read(bag: Path, width: int, height: int) -> tuple[list, list, list, str]:
     """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
     the frame), and why the recording has no usable odometry ('' when it has)."""
     rgb, k, pose = [], [], []
-    with Recording(bag) as recording:
+    with Recording(bag, ground_truth=False) as recording:
         for frame in recording.frames():
-            rgb.append(cv2.resize(frame.rgb, (width, height), interpolation=cv2.INTER_AREA))
+            rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
         odom_topic = recording.odom_topic

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumde_ros.errors import ModelLoadError
+from lumde_ros.errors import ConfigError, LumdeError, ModelLoadError
 from lumde_ros.geometry import disp_to_depth
 from lumde_ros.models.pose import PoseNet, PoseOutput
 from lumde_ros.models.student import DepthNetOutput, StudentDepthNet
@@ -16,8 +16,19 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"student": StudentDepthNet,
                                              "teacher": TeacherDepthNet}
 
 __all__ = ["ARCHITECTURES", "DepthNetOutput", "MetricDepth", "PoseNet", "PoseOutput",
-           "StudentDepthNet", "TeacherDepthNet", "build_depth_net", "count_macs",
+           "StudentDepthNet", "TeacherDepthNet", "build_depth_net", "construct", "count_macs",
            "fuse_for_inference"]
+
+
+def construct(cls: type[nn.Module], arguments: dict[str, Any],
+              error: type[LumdeError] = ConfigError) -> nn.Module:
+    """`cls(**arguments)` from stored or configured numbers (lists become tuples); arguments
+    the class rejects raise `error` naming them."""
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise error(f"{cls.__name__} rejects arguments {arguments}: {err}") from err
 
 
 def build_depth_net(arch: str, arch_config: dict[str, Any]) -> nn.Module:
@@ -25,11 +36,7 @@ def build_depth_net(arch: str, arch_config: dict[str, Any]) -> nn.Module:
     if arch not in ARCHITECTURES:
         raise ModelLoadError(f"unknown architecture '{arch}'; this version knows "
                              f"{sorted(ARCHITECTURES)}; update lumde_ros or re-export the model")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arch_config.items()}
-    try:
-        return ARCHITECTURES[arch](**kwargs)
-    except (TypeError, ValueError) as err:
-        raise ModelLoadError(f"architecture '{arch}' rejects config {arch_config}: {err}") from err
+    return construct(ARCHITECTURES[arch], arch_config, ModelLoadError)
 
 
 class MetricDepth(nn.Module):

@@ -40,12 +40,12 @@ class TransformerDiscriminator(nn.Module):
     """Patch embedding of [disparity, RGB] (4 channels), learned positional embeddings, a
     class token, `layers` encoder layers; the class token's output is the score (one number
     per image, unbounded: the hinge loss reads it). Positional embeddings are learned for
-    `grid` patches (rows, columns) and resized for other input sizes."""
+    `input_size` (height, width) and resized for other sizes."""
 
     def __init__(self, patch: int = 16, dim: int = 64, layers: int = 3, heads: int = 4,
-                 grid: tuple[int, int] = (12, 16)) -> None:
+                 input_size: tuple[int, int] = (192, 256)) -> None:
         super().__init__()
-        self.patch = patch
+        grid = (max(1, input_size[0] // patch), max(1, input_size[1] // patch))
         self.embed = spectral_norm(nn.Conv2d(4, dim, patch, stride=patch))
         self.position = nn.Parameter(torch.zeros(1, dim, *grid))
         self.token = nn.Parameter(torch.zeros(1, 1, dim))

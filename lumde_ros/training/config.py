@@ -32,6 +32,14 @@ class RunConfig:
     log_every: int
     max_skipped_in_row: int
 
+    def __post_init__(self) -> None:
+        _require(self, "run", positive=("steps", "batch_size", "learning_rate", "lr_decay",
+                                        "grad_clip", "checkpoint_every", "log_every"),
+                 non_negative=("seed", "threads", "max_skipped_in_row"),
+                 fractions=("lr_decay_at",))
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"run.device '{self.device}' is not one of auto, cpu, cuda")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -44,6 +52,24 @@ class DataConfig:
     flip: bool
     color_jitter: float
 
+    def __post_init__(self) -> None:
+        _require(self, "data", positive=("input_width", "input_height"),
+                 non_negative=("min_baseline_m",), fractions=("color_jitter",))
+
+
+def _require(config: Any, where: str, positive: tuple[str, ...] = (),
+             non_negative: tuple[str, ...] = (), fractions: tuple[str, ...] = ()) -> None:
+    """Range checks with the setting's full name in the message."""
+    for name in positive:
+        if not getattr(config, name) > 0:
+            raise ConfigError(f"{where}.{name} is {getattr(config, name)}; expected > 0")
+    for name in non_negative:
+        if not getattr(config, name) >= 0:
+            raise ConfigError(f"{where}.{name} is {getattr(config, name)}; expected >= 0")
+    for name in fractions:
+        if not 0 <= getattr(config, name) <= 1:
+            raise ConfigError(f"{where}.{name} is {getattr(config, name)}; expected 0..1")
+
 
 class TrainerConfig:
     """What every trainer's settings have: `run` and `data` sections."""
@@ -51,13 +77,19 @@ class TrainerConfig:
     run: RunConfig
     data: DataConfig
 
-    def with_steps(self, steps: int | None) -> Any:
-        """This config with `steps` (the --steps flag) when given."""
-        if steps is None:
+    def with_steps(self, steps: int | None, keep_decay_step: bool = False) -> Any:
+        """This config with `steps` (the --steps flag) when given. `keep_decay_step` (a
+        resumed run) keeps the step the learning rate decays at where it was, so extending a
+        run never raises its rate again."""
+        if steps is None or steps == self.run.steps:
             return self
         if steps <= 0:
             raise ConfigError(f"--steps {steps}: expected a positive number of steps")
-        return dataclasses.replace(self, run=dataclasses.replace(self.run, steps=steps))
+        decay_at = self.run.lr_decay_at
+        if keep_decay_step:
+            decay_at = min(1.0, decay_at * self.run.steps / steps)
+        return dataclasses.replace(self, run=dataclasses.replace(self.run, steps=steps,
+                                                                 lr_decay_at=decay_at))
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -66,12 +98,13 @@ class TrainerConfig:
 @dataclass(frozen=True)
 class TeacherConfig(TrainerConfig):
     """Everything `lumde train-teacher` reads (section `teacher` of config/train.yaml).
-    model: constructor overrides of the teacher architecture."""
+    model, pose_model: constructor overrides of the teacher and its pose network."""
 
     run: RunConfig
     data: DataConfig
     loss: ViewSynthesisLoss
     model: dict[str, Any]
+    pose_model: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,7 @@ class DistillLoss:
     pair_layer: int
     pair_grid: list[int]
     discriminator_lr: float
+    discriminator_betas: list[float]
 
 
 @dataclass(frozen=True)
@@ -114,17 +148,19 @@ class DistillConfig(TrainerConfig):
 _FREE_SECTIONS = ("model", "pose_model", "discriminator")
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
-    """`base` with `override`'s keys replaced recursively; unknown keys are errors (typos)."""
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str,
+           free: bool = False) -> dict[str, Any]:
+    """`base` with `override`'s keys replaced recursively; unknown keys are errors (typos),
+    except in the `free` sections (constructor arguments, checked when the network is built)."""
     merged = dict(base)
     for key, value in override.items():
-        if key not in base:
+        if key not in base and not free:
             raise ConfigError(f"unknown setting '{where}{key}'; known: "
                               f"{', '.join(sorted(base))}")
-        if isinstance(base[key], dict) and key not in _FREE_SECTIONS:
+        if isinstance(base.get(key), dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"'{where}{key}' must be a mapping")
-            merged[key] = _merge(base[key], value, f"{where}{key}.")
+            merged[key] = _merge(base[key], value, f"{where}{key}.", key in _FREE_SECTIONS)
         else:
             merged[key] = value
     return merged

@@ -22,7 +22,8 @@ from lumde_ros.losses.distillation import (discriminator_hinge, generator_hinge,
                                            pixel_loss)
 from lumde_ros.losses.photometric import photometric_error
 from lumde_ros.losses.self_supervised import self_supervised
-from lumde_ros.models import DepthNetOutput, PoseNet, StudentDepthNet, build_depth_net
+from lumde_ros.models import (DepthNetOutput, PoseNet, StudentDepthNet, build_depth_net,
+                              construct)
 from lumde_ros.models.discriminator import TransformerDiscriminator
 from lumde_ros.training.config import DistillConfig
 from lumde_ros.training.run import Distributed, Update, read_state, run_trainer
@@ -61,6 +62,12 @@ class DistillObjective:
         if teacher is None and set(self.losses) & set(TEACHER_LOSSES):
             raise TrainingError(f"losses {', '.join(set(self.losses) & set(TEACHER_LOSSES))} "
                                 "need --teacher")
+        if teacher is not None and data.metric and not teacher.metric:
+            raise TrainingError(
+                "the teacher's depth is relative but the recordings have odometry (metric): "
+                "the student's own view synthesis would pull it to metres and the teacher to "
+                "another scale; train the teacher on these recordings (it becomes metric) or "
+                "set data.pose: learned")
         self.teacher_checkpoint = teacher
         self.metric = teacher.metric if teacher is not None else data.metric
         torch.manual_seed(config.run.seed)
@@ -68,12 +75,11 @@ class DistillObjective:
         student = build_depth_net("student", self.arch_config)
         self.modules: dict[str, nn.Module] = {"depth": student}
         if "photo" in self.losses:
-            self.modules["pose"] = PoseNet(**_tuples(config.pose_model))
+            self.modules["pose"] = construct(PoseNet, config.pose_model)
         if "gan" in self.losses:
-            grid = (config.data.input_height // config.discriminator.get("patch", 16),
-                    config.data.input_width // config.discriminator.get("patch", 16))
-            self.modules["discriminator"] = TransformerDiscriminator(
-                grid=grid, **_tuples(config.discriminator))
+            size = [config.data.input_height, config.data.input_width]
+            self.modules["discriminator"] = construct(
+                TransformerDiscriminator, {**config.discriminator, "input_size": size})
         self.wrapped = {name: dist.wrap(module) for name, module in self.modules.items()}
         self.teacher = None
         if teacher is not None:
@@ -84,7 +90,7 @@ class DistillObjective:
         if "gan" in self.losses:
             self.updates.append(Update(
                 "discriminator", torch.optim.Adam(self.modules["discriminator"].parameters(),
-                                                  betas=(0.5, 0.999)),
+                                                  betas=tuple(config.loss.discriminator_betas)),
                 self.discriminator_loss, config.loss.discriminator_lr))
         self.updates.append(Update("student", torch.optim.Adam(student_params),
                                    self.student_loss, config.run.learning_rate))
@@ -146,6 +152,11 @@ class DistillObjective:
         net = self.teacher
         return net.near_m, net.far_m
 
+    def _teacher_depth(self, teacher: DepthNetOutput) -> torch.Tensor:
+        """The teacher's full-resolution depth in its served units (metres when metric)."""
+        return disp_to_depth(teacher.disps[0], *self._teacher_range()) \
+            * self.teacher_checkpoint.depth_scale
+
     def _confidence(self, teacher: DepthNetOutput, batch: Batch) -> torch.Tensor | None:
         """Per-pixel weight in (0, 1]: high where the teacher's depth, with the odometry
         motion, synthesises the target well from the better of the two sources. Without
@@ -153,7 +164,7 @@ class DistillObjective:
         if batch.motions is None:
             return None
         with torch.no_grad():
-            depth = disp_to_depth(teacher.disps[0], *self._teacher_range())
+            depth = self._teacher_depth(teacher)
             errors = torch.cat([
                 photometric_error(warp(source, depth, batch.motions[:, j], batch.k)[0],
                                   batch.target, self.config.photo.ssim_weight)
@@ -172,10 +183,6 @@ class DistillObjective:
         return self.modules["depth"](images).disps[0]
 
 
-def _tuples(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
-
-
 def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: str | Path,
             config_path: str | Path | None, steps: int | None = None, resume: bool = False,
             losses: list[str] | None = None) -> dict[str, Any]:
@@ -189,6 +196,9 @@ def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: st
         started = read_state(Path(out))["provenance"].get("teacher")
         if started and teacher_path is None:
             teacher_path = started["path"]
+        if not started and teacher_path is not None:
+            raise TrainingError("this run started without a teacher; resume it without "
+                                "--teacher")
     if teacher_path is not None:
         teacher = load_checkpoint(teacher_path)
         if started and checkpoint_digest(teacher) != started["digest"]:

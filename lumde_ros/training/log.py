@@ -32,13 +32,14 @@ class RunLog:
         self.rows: list[dict[str, float]] = []
         if resume_step > 0 and self.path.is_file():
             with open(self.path, newline="") as f:
-                self.rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)
-                             if float(row["step"]) <= resume_step]
+                self.rows = [{k: float(v) if v else math.nan for k, v in row.items()}
+                             for row in csv.DictReader(f) if float(row["step"]) <= resume_step]
         self._window: dict[str, list[float]] = {}
         self._times: list[float] = []
         self._start_step = resume_step
         self._last = time.monotonic()
         self._tty = sys.stderr.isatty()
+        self._written = self._columns()
         if enabled:
             self._rewrite()
 
@@ -64,19 +65,26 @@ class RunLog:
     def seconds_per_step(self) -> float:
         return float(np.median(self._times)) if self._times else float("nan")
 
+    def _columns(self) -> list[str]:
+        """Every key any row has, in order of first appearance (a term can be missing from a
+        row when all its values in the window were non-finite)."""
+        return list(dict.fromkeys(key for row in self.rows for key in row))
+
     def _rewrite(self) -> None:
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             if self.rows:
-                writer = csv.DictWriter(f, fieldnames=list(self.rows[0]))
+                writer = csv.DictWriter(f, fieldnames=self._columns(), restval="nan")
                 writer.writeheader()
                 writer.writerows(self.rows)
 
     def _append(self, row: dict[str, float]) -> None:
-        if len(self.rows) == 1 or list(row) != list(self.rows[0]):
-            self._rewrite()  # first row, or a new loss term: rewrite with the full header
+        columns = self._columns()
+        if len(self.rows) == 1 or columns != self._written:
+            self._rewrite()  # first row, or a new term: rewrite with the full header
+            self._written = columns
             return
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, fieldnames=list(row)).writerow(row)
+            csv.DictWriter(f, fieldnames=columns, restval="nan").writerow(row)
 
     def _progress(self, row: dict[str, float]) -> None:
         step = int(row["step"])

@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from lumde_ros.checkpoint import Checkpoint, save_checkpoint
-from lumde_ros.data.triplets import Batch, TripletData
+from lumde_ros.data.triplets import Batch, TripletData, load_triplets
 from lumde_ros.errors import TrainingError
 from lumde_ros.files import atomic_path
-from lumde_ros.data.triplets import load_triplets
 from lumde_ros.training.config import DataConfig, RunConfig, from_dict, load_section
 from lumde_ros.training.log import RunLog
 
@@ -191,7 +190,7 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
     """Train `objective` on `data` to `run.steps`, from `state` when resuming. `saved`: what
     the state file records besides the weights (config, recordings, provenance). Returns a
     summary. Only rank 0 writes files."""
-    step, skipped = 0, 0
+    step, skipped, in_row = 0, 0, 0
     if state is not None:
         if state["objective"] != objective.name:
             raise TrainingError(f"{out} holds a '{state['objective']}' run, not "
@@ -200,12 +199,16 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
             module.load_state_dict(state["modules"][name])
         for update in objective.updates:
             update.optimizer.load_state_dict(state["optimizers"][update.name])
-        step, skipped = state["step"], state["skipped"]
+        if state["processes"] != dist.world:
+            raise TrainingError(f"{out} was trained by {state['processes']} process(es); resume "
+                                f"it with as many (sampling and batch depend on it), not "
+                                f"{dist.world}")
+        step, skipped, in_row = state["step"], state["skipped"], state["skipped_in_row"]
         torch.set_rng_state(state["torch_rng"])
     log = RunLog(out, objective.name, run.steps, run.log_every, step, enabled=dist.main)
     spread = np.linspace(0, len(data) - 1, min(PREVIEWS, len(data))).round().astype(int)
     shown = data.batch(spread.tolist(), torch.Generator(), False, 0.0).target
-    in_row, started, first_step = 0, time.monotonic(), step
+    started, first_step = time.monotonic(), step
 
     def save() -> None:
         if not dist.main:
@@ -214,6 +217,7 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
         save_checkpoint(objective.export(provenance), out / f"{objective.name}.pt")
         payload = {"format": STATE_FORMAT, "version": STATE_VERSION,
                    "objective": objective.name, "step": step, "skipped": skipped,
+                   "skipped_in_row": in_row, "processes": dist.world,
                    "modules": {n: m.state_dict() for n, m in objective.modules.items()},
                    "optimizers": {u.name: u.optimizer.state_dict() for u in objective.updates},
                    "torch_rng": torch.get_rng_state(), **saved}
@@ -245,7 +249,7 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
                     raise TrainingError(
                         f"training diverged: {in_row} steps in a row had a non-finite loss or "
                         f"gradient (step {step}); lower learning_rate or check the recordings. "
-                        f"The last finite weights are in {out}")
+                        f"Skipped steps change no weight: the run so far is saved in {out}")
             log.record(step, values, run.learning_rate * factor, skipped)
             if step % run.checkpoint_every == 0 and step < run.steps:
                 save()
@@ -311,7 +315,7 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
         if config_path is not None:
             raise TrainingError("--resume continues with the settings the run started with; "
                                 "drop --config (only --steps may change)")
-        config = from_dict(config_type, state["config"]).with_steps(steps)
+        config = from_dict(config_type, state["config"]).with_steps(steps, keep_decay_step=True)
         if paths and paths != state["bags"]:
             raise TrainingError(f"--resume with other recordings than the run started with "
                                 f"({', '.join(state['bags'])}); give the same --bag list or none")
@@ -325,9 +329,12 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
     if min(size) <= 0 or size[0] % stride or size[1] % stride:
         raise TrainingError(f"input size {size[0]}x{size[1]}: both must be positive multiples "
                             f"of {stride}")
-    if config.run.threads > 0:
-        torch.set_num_threads(config.run.threads)
     dist = start_distributed(config.run.device)
+    # CPU processes of one torchrun job share the cores unless told how many each may use.
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    threads = config.run.threads or (max(1, (os.cpu_count() or 1) // local) if local > 1 else 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
     data = load_triplets(paths, *size, config.data.pose, config.data.min_baseline_m)
     route = "odometry" if data.metric else "learned"
     if state is not None and state["metric"] != data.metric:
@@ -339,7 +346,11 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
                   "torch_version": str(torch.__version__), **provenance}
     saved = {"config": config.as_dict(), "bags": paths, "metric": data.metric,
              "provenance": provenance}
-    summary = train(objective, data, config.run, config.data, out, dist, state, saved)
+    try:
+        summary = train(objective, data, config.run, config.data, out, dist, state, saved)
+    finally:
+        if dist.world > 1:
+            torch.distributed.destroy_process_group()
     summary.update(metric=data.metric, pose_route=route, triplets=len(data),
                    processes=dist.world)
     return summary

@@ -14,7 +14,7 @@ import torch
 from lumde_ros.checkpoint import Checkpoint, checkpoint_from_net, resolved_arch_config
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.losses.self_supervised import self_supervised
-from lumde_ros.models import PoseNet, TeacherDepthNet, build_depth_net
+from lumde_ros.models import PoseNet, TeacherDepthNet, build_depth_net, construct
 from lumde_ros.training.config import TeacherConfig
 from lumde_ros.training.run import Distributed, Update, run_trainer
 
@@ -28,7 +28,8 @@ class TeacherObjective:
         torch.manual_seed(config.run.seed)  # same initial weights on every process
         self.config, self.metric = config, data.metric
         self.arch_config = resolved_arch_config("teacher", config.model)
-        depth, pose = build_depth_net("teacher", self.arch_config), PoseNet()
+        depth = build_depth_net("teacher", self.arch_config)
+        pose = construct(PoseNet, config.pose_model)
         self.modules = {"depth": depth, "pose": pose}
         self.depth, self.pose = dist.wrap(depth), dist.wrap(pose)
         optimizer = torch.optim.Adam([*depth.parameters(), *pose.parameters()])

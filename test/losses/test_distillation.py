@@ -41,7 +41,7 @@ def test_hinge_losses():
 
 
 def test_discriminator_scores_any_size_and_learns_to_tell_real_from_fake():
-    net = TransformerDiscriminator(patch=8, dim=32, layers=2, heads=4, grid=(4, 6))
+    net = TransformerDiscriminator(patch=8, dim=32, layers=2, heads=4, input_size=(32, 48))
     image = torch.rand(4, 3, 32, 48)
     assert net(torch.rand(4, 1, 32, 48), image).shape == (4,)
     assert net(torch.rand(1, 1, 64, 64), torch.rand(1, 3, 64, 64)).shape == (1,)

@@ -1,6 +1,7 @@
 """`lumde distill`: real (tiny) distillation runs from a frozen teacher."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -56,6 +57,8 @@ def test_full_lumde_learns_from_the_teacher_and_serves_metric_depth(
                             str(tiny_teacher), "--json").stdout)["student_vs_teacher"]
     tiny = build_depth_net("teacher", teacher.arch_config)
     assert info["teacher"]["parameters"] == sum(p.numel() for p in tiny.parameters())
+    swapped = lumde("info", "--model", str(tiny_teacher), "--teacher", str(run / "student.pt"))
+    assert swapped.returncode == 1 and "compares a student with a teacher" in swapped.stderr
 
 
 @pytest.mark.parametrize("losses, modules", [
@@ -91,6 +94,14 @@ def test_a_student_without_teacher_and_the_teachers_identity_on_resume(
                 config, "--losses", "photo")
     assert out.returncode == 0, out.stderr
     assert load_checkpoint(tmp_path / "a" / "student.pt").metric  # odometry: metric alone
+    out = lumde("distill", "--out", str(tmp_path / "a"), "--resume", "--teacher",
+                str(tiny_teacher))
+    assert out.returncode == 1 and "started without a teacher" in out.stderr
+    relative = tmp_path / "relative.pt"
+    save_checkpoint(dataclasses.replace(load_checkpoint(tiny_teacher), metric=False), relative)
+    out = lumde("distill", "--bag", str(sim_bag), "--out", str(tmp_path / "r"), "--config",
+                config, "--teacher", str(relative))
+    assert out.returncode == 1 and "teacher's depth is relative" in out.stderr
     out = lumde("distill", "--bag", str(sim_bag), "--out", str(tmp_path / "b"), "--config",
                 config, "--losses", "pixel,sideways", "--teacher", str(tiny_teacher))
     assert out.returncode == 1 and "choose one or more of" in out.stderr
