@@ -13,10 +13,10 @@ SSIM_C2 = 0.03 ** 2
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-pixel SSIM (B, C, H, W) over 3x3 windows (reflection padded); 1 where equal."""
     x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
-    mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
-    sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x ** 2
-    sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y ** 2
-    sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
+    # One pooling call for all five local means: on a CPU the calls, not the arithmetic,
+    # are what SSIM costs in training.
+    mu_x, mu_y, xx, yy, xy = F.avg_pool2d(torch.cat([x, y, x * x, y * y, x * y]), 3, 1).chunk(5)
+    sigma_x, sigma_y, sigma_xy = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
     denominator = (mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
     return numerator / denominator
@@ -31,20 +31,26 @@ def photometric_error(pred: torch.Tensor, target: torch.Tensor,
     return ssim_weight * structure + (1 - ssim_weight) * l1
 
 
-def min_reprojection(warped: list[torch.Tensor], sources: list[torch.Tensor],
-                     target: torch.Tensor, ssim_weight: float,
-                     automask: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pixel minimum of the photometric error over source views (handles occlusion), and,
-    with `automask`, the mask of pixels where some warped view beats every unwarped source
-    (pixels that do not move with the camera carry no depth signal). Returns the loss map
-    (B, 1, H, W) and the mask (B, 1, H, W), both for the caller to reduce."""
+def unmoved_error(sources: list[torch.Tensor], target: torch.Tensor,
+                  ssim_weight: float) -> torch.Tensor:
+    """Per-pixel minimum photometric error (B, 1, H, W) of the sources left unwarped: what
+    auto-masking compares against. It does not depend on depth, so compute it once per batch."""
+    errors = torch.cat([photometric_error(s, target, ssim_weight) for s in sources], 1)
+    return errors.min(dim=1, keepdim=True)[0]
+
+
+def min_reprojection(warped: list[torch.Tensor], target: torch.Tensor, ssim_weight: float,
+                     unmoved: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel minimum of the photometric error over warped source views (handles
+    occlusion), and, given `unmoved` (see unmoved_error; None: no auto-masking), the mask of
+    pixels where some warped view beats every unwarped source (pixels that do not move with
+    the camera carry no depth signal). Returns the loss map (B, 1, H, W) and the mask
+    (B, 1, H, W), both for the caller to reduce."""
     reprojection = torch.cat([photometric_error(w, target, ssim_weight) for w in warped], 1)
     best, _ = reprojection.min(dim=1, keepdim=True)
-    if not automask:
+    if unmoved is None:
         return best, torch.ones_like(best)
-    identity = torch.cat([photometric_error(s, target, ssim_weight) for s in sources], 1)
-    still, _ = identity.min(dim=1, keepdim=True)
-    mask = (best < still).to(best.dtype)
+    mask = (best < unmoved).to(best.dtype)
     return best * mask, mask
 
 

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from lumde_ros.data.triplets import Batch
 from lumde_ros.geometry import disp_to_depth, pose_from_vector, warp
-from lumde_ros.losses.photometric import min_reprojection, smoothness
+from lumde_ros.losses.photometric import min_reprojection, smoothness, unmoved_error
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,13 @@ def view_synthesis(disps: list[torch.Tensor], target: torch.Tensor, sources: lis
     height, width = target.shape[-2:]
     photo = target.new_zeros(())
     smooth = target.new_zeros(())
+    unmoved = unmoved_error(sources, target, ssim_weight) if automask else None
     for scale, disp in enumerate(disps):
         full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
             disp, (height, width), mode="bilinear", align_corners=False)
         depth = disp_to_depth(full, near_m, far_m)
         warped = [warp(source, depth, motions[:, j], k)[0] for j, source in enumerate(sources)]
-        loss_map, _ = min_reprojection(warped, sources, target, ssim_weight, automask)
+        loss_map, _ = min_reprojection(warped, target, ssim_weight, unmoved)
         photo = photo + loss_map.mean()
         image = target if disp.shape[-2:] == (height, width) else F.interpolate(
             target, disp.shape[-2:], mode="area")

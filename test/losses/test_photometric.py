@@ -1,6 +1,7 @@
 import torch
 
-from lumde_ros.losses.photometric import min_reprojection, photometric_error, smoothness, ssim
+from lumde_ros.losses.photometric import (min_reprojection, photometric_error, smoothness, ssim,
+                                          unmoved_error)
 
 
 def test_ssim_of_an_image_with_itself_is_one():
@@ -22,11 +23,14 @@ def test_photometric_error_weights_structure_and_l1():
 def test_min_reprojection_takes_the_best_view_and_masks_static_pixels():
     target = torch.rand(1, 3, 12, 12)
     good, bad = target.clone(), torch.rand_like(target)
-    loss, mask = min_reprojection([bad, good], [torch.rand_like(target)] * 2, target, 0.85)
+    unmoved = unmoved_error([torch.rand_like(target)] * 2, target, 0.85)
+    loss, mask = min_reprojection([bad, good], target, 0.85, unmoved)
     assert loss.abs().max() < 1e-6 and mask.mean() > 0.9
     # a source identical to the target (no motion) masks every pixel out
-    _, mask = min_reprojection([bad], [target], target, 0.85)
+    _, mask = min_reprojection([bad], target, 0.85, unmoved_error([target], target, 0.85))
     assert mask.sum() == 0
+    loss, mask = min_reprojection([bad], target, 0.85, None)   # no auto-masking
+    assert mask.all() and torch.equal(loss, photometric_error(bad, target, 0.85))
 
 
 def test_smoothness_ignores_scale_and_follows_image_edges():
