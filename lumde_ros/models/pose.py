@@ -9,7 +9,7 @@ from torch import nn
 from lumde_ros.models.blocks import conv_bn_act, normalize_image
 
 # Output gain: a frame-to-frame robot motion (centimetres, hundredths of a radian) is then an
-# activation of order one. Training starts at the identity motion (the head is zero).
+# activation of order one.
 POSE_SCALE = 0.1
 
 
@@ -32,8 +32,12 @@ class PoseNet(nn.Module):
             c_prev = c
         self.encoder = nn.Sequential(*layers)
         self.head = nn.Conv2d(c_prev, 6, 1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        # Millimetres at first: near the identity, but not exactly. At exactly the identity
+        # every warped view equals its source, auto-masking hides every pixel, and without
+        # odometry nothing would ever move the pose away from it.
+        with torch.no_grad():
+            self.head.weight.mul_(0.1)
+            self.head.bias.zero_()
 
     def forward(self, target: torch.Tensor, source: torch.Tensor) -> PoseOutput:
         """target, source: RGB (B, 3, H, W) in [0, 1]."""
