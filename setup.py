@@ -25,6 +25,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_node = lumde_ros.nodes.depth_node:main",
+            "trainer_node = lumde_ros.nodes.trainer_node:main",
             "lumde = lumde_ros.cli:main",
         ],
     },

@@ -1,4 +1,4 @@
-"""The `lumde` command: info, simulate, eval, export, demo, train-teacher, distill.
+"""The `lumde` command: info, simulate, eval, export, demo, train-teacher, distill, finetune.
 A LumdeError is printed without a traceback and exits with status 1."""
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from lumde_ros.errors import LumdeError
 STDOUT = "-"
 # Exit status of a run stopped by Ctrl-C or SIGTERM after saving (the shell's 128 + SIGINT).
 INTERRUPTED = 130
+# Exit status of a fine-tune whose student the gate rejected (it is kept, not deployed).
+REJECTED = 3
 
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
@@ -110,6 +112,19 @@ def _distill(args: argparse.Namespace) -> dict[str, object]:
                    losses)
 
 
+def _finetune(args: argparse.Namespace) -> dict[str, object]:
+    from lumde_ros.training.finetune import FinetuneOptions, finetune
+
+    given = {name: getattr(args, name) for name in (
+        "teacher_steps", "student_steps", "learning_rate", "holdout", "gate_margin", "threads")}
+    if args.resume:  # the run's own options; only the step counts may grow
+        steps = {k: v for k, v in given.items() if k.endswith("_steps") and v is not None}
+        return finetune(args.bag or [], args.teacher, args.student, args.out, None,
+                        args.config, resume=True, steps=steps)
+    return finetune(args.bag or [], args.teacher, args.student, args.out,
+                    FinetuneOptions.defaults(**given), args.config)
+
+
 def _print(result: dict[str, object], json_to: str | None) -> None:
     from lumde_ros.evaluation import PROTOCOLS
 
@@ -135,13 +150,16 @@ def _print(result: dict[str, object], json_to: str | None) -> None:
         print(f"{key:>20}: {value}")
 
 
-def _training_arguments(command: argparse.ArgumentParser, section: str) -> None:
-    """The flags every trainer takes."""
+def _training_arguments(command: argparse.ArgumentParser, section: str,
+                        steps: bool = True) -> None:
+    """The flags every trainer takes (`steps`: one --steps; fine-tuning counts per phase)."""
     command.add_argument("--bag", action="append", help="rosbag2 recording (repeatable)")
     command.add_argument("--out", required=True, help="run directory")
     command.add_argument("--config", type=Path,
                          help=f"YAML overriding keys of config/train.yaml (section {section})")
-    command.add_argument("--steps", type=int, help="total optimiser steps (default: config)")
+    if steps:
+        command.add_argument("--steps", type=int,
+                             help="total optimiser steps (default: config)")
     command.add_argument("--resume", action="store_true",
                          help="continue the run in --out exactly where its last checkpoint was")
 
@@ -219,7 +237,27 @@ def parser() -> argparse.ArgumentParser:
     student.add_argument("--losses", help="comma-separated subset of pixel,pair,gan,photo "
                                           "(default: config); photo alone needs no teacher")
     student.set_defaults(run=_distill)
-    for command in (info, sim, ev, export, demo, teacher, student):
+    tune = sub.add_parser(
+        "finetune", help="fine-tune teacher and student on recordings, then gate the student",
+        description="Fine-tunes the teacher self-supervised on the recordings, distils it into "
+                    "the student (starting from --student), and accepts the new student only if "
+                    "it explains frames held out of training (photometric reprojection, with "
+                    "odometry where recorded) at most --gate-margin worse than --student. "
+                    f"Writes DIR/student/student.pt and DIR/gate.json; exit status {REJECTED} "
+                    "when the gate rejects. Defaults: config/trainer.yaml.")
+    _training_arguments(tune, "teacher and distill", steps=False)
+    tune.add_argument("--teacher", type=Path, help="teacher to fine-tune (default: shipped)")
+    tune.add_argument("--student", type=Path, help="serving student: starting point and what "
+                                                   "the gate compares with (default: shipped)")
+    tune.add_argument("--teacher-steps", type=int)
+    tune.add_argument("--student-steps", type=int)
+    tune.add_argument("--learning-rate", type=float)
+    tune.add_argument("--holdout", type=float, help="fraction of each recording kept out of "
+                                                    "training for the gate")
+    tune.add_argument("--gate-margin", type=float, help="relative error increase still accepted")
+    tune.add_argument("--threads", type=int, help="CPU threads (0: all)")
+    tune.set_defaults(run=_finetune)
+    for command in (info, sim, ev, export, demo, teacher, student, tune):
         command.add_argument("--json", nargs="?", const=STDOUT, metavar="OUT",
                              help="print the result as JSON, or with OUT write it there")
     return top
@@ -227,7 +265,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command in ("train-teacher", "distill") and not args.bag and not args.resume:
+    if args.command in ("train-teacher", "distill", "finetune") and not args.bag \
+            and not args.resume:
         parser().error(f"{args.command}: --bag is required (except with --resume)")
     try:
         result = args.run(args)
@@ -240,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lumde {args.command}: stopped at step {result['step']} of {result['steps']}; "
               f"continue with: lumde {args.command} --out {args.out} --resume", file=sys.stderr)
         return INTERRUPTED
+    if result.get("accepted") is False:
+        print(f"lumde {args.command}: the gate rejected the new student: "
+              f"{result['gate']['reason']}", file=sys.stderr)
+        return REJECTED
     return 0
 
 

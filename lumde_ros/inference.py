@@ -276,11 +276,12 @@ def load_model(path: str | Path) -> tuple[Checkpoint, Path | None]:
 UNTRAINED_NAME = "(built-in untrained student)"
 
 
-def shipped_student() -> Path:
-    """Where the package keeps its default student (share/lumde_ros/weights/student.pt)."""
+def shipped_weights(role: str) -> Path:
+    """Where the package keeps its default `role` ("student" serves, "teacher" is what the
+    trainer fine-tunes): share/lumde_ros/weights/<role>.pt."""
     from lumde_ros.config import share_dir
 
-    return share_dir() / "weights" / "student.pt"
+    return share_dir() / "weights" / f"{role}.pt"
 
 
 def default_model() -> tuple[Checkpoint, str]:
@@ -288,7 +289,7 @@ def default_model() -> tuple[Checkpoint, str]:
     has one, else the seeded untrained student; and the name to report it by."""
     from lumde_ros.checkpoint import load_checkpoint, untrained_student
 
-    path = shipped_student()
+    path = shipped_weights("student")
     if path.is_file():
         return load_checkpoint(path), str(path)
     return untrained_student(), UNTRAINED_NAME

@@ -92,6 +92,43 @@ def test_launch_file_matches_what_setup_installs():
     assert {ast.literal_eval(t.elts[0]) for t in remap.elts} == {"image", "camera_info"}
 
 
+def test_train_launch_starts_the_trainer_beside_the_depth_launch():
+    calls, constants = _launch_calls("train.launch.py")
+    nodes = [c for c in calls if getattr(c.func, "id", "") == "Node"]
+    assert {ast.literal_eval(_kw(c, "executable")) for c in nodes} == {"trainer_node"}
+    assert "trainer_node" in _console_scripts()
+    looked_up = {tuple(ast.literal_eval(e) for e in c.args[0].elts[1:]) for c in calls
+                 if getattr(c.func, "id", "") == "PathJoinSubstitution"}
+    assert looked_up == {("launch", "depth.launch.py"), ("config", "depth.yaml"),
+                         ("config", "trainer.yaml")}
+    for folder, name in looked_up:
+        assert (ROOT / folder / name).is_file()
+    declared = {ast.literal_eval(c.args[0]) for c in calls
+                if getattr(c.func, "id", "") == "DeclareLaunchArgument"}
+    depth_declared = {ast.literal_eval(c.args[0]) for c in _launch_calls("depth.launch.py")[0]
+                      if getattr(c.func, "id", "") == "DeclareLaunchArgument"}
+    # What is passed to depth.launch.py is declared here and there.
+    assert set(constants["DEPTH_ARGUMENTS"]) <= declared & depth_declared
+    remap = _kw(nodes[0], "remappings")
+    assert {ast.literal_eval(t.elts[0]) for t in remap.elts} == {"image", "camera_info", "odom"}
+
+
+def test_trainer_records_the_topics_the_launch_file_remaps(ros, tmp_path):
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import Trigger
+
+    from lumde_ros.nodes.trainer_node import TrainerNode
+    node = TrainerNode(namespace="/launchcheck",
+                       parameter_overrides=[Parameter("output_dir", value=str(tmp_path))])
+    try:
+        assert node._start_recording(None, Trigger.Response()).success
+        topics = {name for name, _ in node.get_subscriber_names_and_types_by_node(
+            node.get_name(), node.get_namespace())}
+    finally:
+        node.destroy_node()
+    assert {"/launchcheck/image", "/launchcheck/camera_info", "/launchcheck/odom"} <= topics
+
+
 def test_node_subscribes_the_topics_the_launch_file_remaps(ros):
     from lumde_ros.nodes.depth_node import DepthNode
     node = DepthNode(namespace="/launchcheck")
@@ -110,10 +147,10 @@ def test_package_xml_declares_dependencies():
     imported = set()
     for f in PACKAGE.rglob("*.py"):
         imported |= {n.split(".")[0] for n in _imports(f)}
-    ros_imports = {n for n in imported if n in {"rclpy", "sensor_msgs", "std_msgs",
-                                                "diagnostic_msgs", "rcl_interfaces",
-                                                "ament_index_python"}}
-    assert ros_imports <= deps
+    ros_imports = {n for n in imported if n in {"rclpy", "sensor_msgs", "std_msgs", "std_srvs",
+                                                "diagnostic_msgs", "rcl_interfaces", "nav_msgs",
+                                                "tf2_msgs", "ament_index_python"}}
+    assert {"rclpy", "std_srvs", "nav_msgs", "tf2_msgs"} <= ros_imports <= deps
     assert {"python3-numpy", "python3-opencv", "python3-yaml"} <= deps
     assert root.find("export/build_type").text == "ament_python"
 
@@ -131,7 +168,8 @@ def test_colcon_build_gives_the_layout_ros2_run_and_launch_expect(tmp_path):
     for script in _console_scripts():
         assert (prefix / "lib" / "lumde_ros" / script).is_file()
     share = prefix / "share" / "lumde_ros"
-    for rel in ("package.xml", "launch/depth.launch.py", "config/depth.yaml",
+    for rel in ("package.xml", "launch/depth.launch.py", "launch/train.launch.py",
+                "config/depth.yaml", "config/trainer.yaml", "config/train.yaml",
                 "config/lumde.rviz"):
         assert (share / rel).is_file(), rel
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" /

@@ -110,11 +110,14 @@ def _jitter(frames: torch.Tensor, generator: torch.Generator, amount: float) -> 
 
 
 def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_route: str,
-                  min_baseline_m: float) -> TripletData:
+                  min_baseline_m: float, holdout: float = 0.0,
+                  held_out: bool = False) -> TripletData:
     """Read every recording, resize its frames to `width` x `height` (intrinsics scaled with
     them) and sample triplets. With odometry only frames the robot moved at least
-    `min_baseline_m` between are used. Raises TrainingError when a recording cannot serve
-    the chosen `pose_route` or yields no triplet."""
+    `min_baseline_m` between are used. The last `holdout` fraction of each recording's usable
+    frames is kept out of training: `held_out` returns those frames' triplets instead (what
+    a new model is validated on), so the two never share a frame. Raises TrainingError when
+    a recording cannot serve the chosen `pose_route` or yields no triplet."""
     if pose_route not in POSE_ROUTES:
         raise TrainingError(f"pose route '{pose_route}' is not one of {', '.join(POSE_ROUTES)}")
     if not bags:
@@ -129,11 +132,14 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     for bag, (rgb, k, pose, _) in zip(bags, loaded):
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
             else list(range(len(rgb)))
+        cut = len(keep) - round(holdout * len(keep))
+        keep = keep[cut:] if held_out else keep[:cut]
         found = triplets([_Frame(pose[i] if use_odometry else None) for i in keep],
                          min_baseline_m)
         if not found:
             raise TrainingError(
-                f"{bag}: {len(keep)} usable frames give no training triplet; a recording needs "
+                f"{bag}: {len(keep)} usable frames give no "
+                f"{'held-out' if held_out else 'training'} triplet; a recording needs "
                 f"at least three frames" + (f" each {min_baseline_m} m apart (the robot must "
                                             "move)" if use_odometry else ""))
         images += [rgb[i] for i in keep]

@@ -2,6 +2,7 @@
 messages passed through untouched (no deserialise / re-serialise on either side)."""
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import time
@@ -79,36 +80,81 @@ class BagPlayer(Node):
         super().destroy_node()
 
 
+class BagWriter:
+    """A new MCAP rosbag2 written from any thread: serialized messages go in untouched.
+    Counts messages and bytes per topic. A failed write (full disk, vanished directory)
+    closes the bag, keeping what it already holds, and is remembered in `error`."""
+
+    def __init__(self, bag: Path, topics: dict[str, str]) -> None:
+        """topics: name -> 'pkg/msg/Type'. Raises BagError when the bag cannot be created."""
+        self.path = Path(bag)
+        if self.path.exists():
+            raise BagError(f"{bag} already exists; recordings are never overwritten")
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer: Writer | None = Writer(self.path, version=9,
+                                                 storage_plugin=StoragePlugin.MCAP)
+            self._writer.open()
+            self._connections = {topic: self._writer.add_connection(topic, msgtype,
+                                                                    typestore=TYPESTORE)
+                                 for topic, msgtype in topics.items()}
+        except Exception as err:  # OSError, or rosbags' WriterError wrapping one
+            raise BagError(f"cannot record into {self.path}: {err}") from err
+        self.counts = dict.fromkeys(topics, 0)
+        self.bytes = 0
+        self.error = ""
+
+    @property
+    def open(self) -> bool:
+        return self._writer is not None
+
+    def write(self, topic: str, stamp_ns: int, raw: bytes) -> bool:
+        """Append one message; False when the bag is closed (or this write failed)."""
+        with self._lock:
+            if self._writer is None:
+                return False
+            try:
+                self._writer.write(self._connections[topic], stamp_ns, raw)
+            except Exception as err:  # noqa: BLE001 - any storage failure ends the recording
+                self.error = f"writing {self.path} failed: {err}"
+                self._close()
+                return False
+            self.counts[topic] += 1
+            self.bytes += len(raw)
+            return True
+
+    def close(self) -> None:
+        """Finalise the bag (index and metadata.yaml); safe to call twice."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except Exception as err:  # noqa: BLE001 - report, the messages stay on disk
+                self.error = self.error or f"closing {self.path} failed: {err}"
+
+
 class BagRecorder(Node):
     """Records topics (raw subscriptions, reliable like RViz) into a new MCAP rosbag2.
     `close()` finalises the bag; it is also called by destroy_node."""
 
     def __init__(self, bag: Path, topics: dict[str, type], name: str = "bag_recorder") -> None:
         super().__init__(name)
-        if Path(bag).exists():
-            raise BagError(f"{bag} already exists; recordings are never overwritten")
-        self._lock = threading.Lock()
-        self._writer: Writer | None = Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP)
-        self._writer.open()
-        self.counts = dict.fromkeys(topics, 0)
+        self._bag = BagWriter(bag, {topic: type_name(cls) for topic, cls in topics.items()})
+        self.counts = self._bag.counts
         for topic, cls in topics.items():
-            conn = self._writer.add_connection(topic, type_name(cls), typestore=TYPESTORE)
-            self.create_subscription(cls, topic, self._writer_for(topic, conn),
+            self.create_subscription(cls, topic, functools.partial(self._write, topic),
                                      profile("reliable", 10), raw=True)
 
-    def _writer_for(self, topic: str, conn):
-        def write(raw: bytes) -> None:
-            with self._lock:
-                if self._writer is not None:
-                    self._writer.write(conn, self.get_clock().now().nanoseconds, raw)
-                    self.counts[topic] += 1
-        return write
+    def _write(self, topic: str, raw: bytes) -> None:
+        self._bag.write(topic, self.get_clock().now().nanoseconds, raw)
 
     def close(self) -> None:
-        with self._lock:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+        self._bag.close()
 
     def destroy_node(self) -> None:
         self.close()

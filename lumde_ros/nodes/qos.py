@@ -37,12 +37,14 @@ def choose_reliability(policy: str, offered: list[str]) -> str:
 
 class MatchedSubscription:
     """A subscription whose reliability follows `policy`; with `auto` it is re-created whenever
-    what the topic's publishers offer changes (call `refresh` periodically)."""
+    what the topic's publishers offer changes (call `refresh` periodically). `raw`: deliver
+    serialized bytes (for recording)."""
 
     def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[..., None],
-                 policy: str, depth: int, callback_group: CallbackGroup) -> None:
+                 policy: str, depth: int, callback_group: CallbackGroup,
+                 raw: bool = False) -> None:
         self._node, self._type, self.topic, self._callback = node, msg_type, topic, callback
-        self._policy, self._depth, self._group = policy, depth, callback_group
+        self._policy, self._depth, self._group, self._raw = policy, depth, callback_group, raw
         self._subscription: Subscription | None = None
         self.reliability = ""
         self.refresh()
@@ -55,8 +57,13 @@ class MatchedSubscription:
             self._node.destroy_subscription(self._subscription)
         self._subscription = self._node.create_subscription(
             self._type, self.topic, self._callback, profile(choice, self._depth),
-            callback_group=self._group)
+            callback_group=self._group, raw=self._raw)
         self.reliability = choice
         self._node.get_logger().info(
             f"subscribed to {self.topic} ({self._type.__name__}), {choice} keep-last-"
             f"{self._depth} (input_qos: {self._policy})")
+
+    def destroy(self) -> None:
+        if self._subscription is not None:
+            self._node.destroy_subscription(self._subscription)
+            self._subscription, self.reliability = None, ""

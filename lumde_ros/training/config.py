@@ -51,10 +51,11 @@ class DataConfig:
     min_baseline_m: float
     flip: bool
     color_jitter: float
+    holdout: float
 
     def __post_init__(self) -> None:
         _require(self, "data", positive=("input_width", "input_height"),
-                 non_negative=("min_baseline_m",), fractions=("color_jitter",))
+                 non_negative=("min_baseline_m",), fractions=("color_jitter", "holdout"))
 
 
 def _require(config: Any, where: str, positive: tuple[str, ...] = (),

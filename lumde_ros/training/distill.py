@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumde_ros.checkpoint import (Checkpoint, checkpoint_from_net, load_checkpoint,
-                                  resolved_arch_config)
+from lumde_ros.checkpoint import Checkpoint, checkpoint_from_net, load_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.errors import ConfigError, TrainingError
 from lumde_ros.export import checkpoint_digest
@@ -22,11 +21,11 @@ from lumde_ros.losses.distillation import (discriminator_hinge, generator_hinge,
                                            pixel_loss)
 from lumde_ros.losses.photometric import photometric_error
 from lumde_ros.losses.self_supervised import self_supervised
-from lumde_ros.models import (DepthNetOutput, PoseNet, StudentDepthNet, build_depth_net,
-                              construct)
+from lumde_ros.models import DepthNetOutput, PoseNet, StudentDepthNet, construct
 from lumde_ros.models.discriminator import TransformerDiscriminator
 from lumde_ros.training.config import DistillConfig
-from lumde_ros.training.run import Distributed, Update, read_state, run_trainer
+from lumde_ros.training.run import (Distributed, Update, initial_depth_net, model_provenance,
+                                    read_state, run_trainer)
 
 LOSSES = ("pixel", "pair", "gan", "photo")
 # Losses that read the teacher; `photo` alone trains a student without one.
@@ -49,12 +48,12 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 class DistillObjective:
     """Student depth network (+ its pose network with `photo`, + the discriminator with
     `gan`); the teacher is frozen. With `gan` each step updates the discriminator, then the
-    student."""
+    student. `init`: a student checkpoint to fine-tune instead of starting fresh."""
 
     name = "student"
 
     def __init__(self, config: DistillConfig, data: TripletData, dist: Distributed,
-                 teacher: Checkpoint | None) -> None:
+                 teacher: Checkpoint | None, init: Checkpoint | None = None) -> None:
         self.config, self.losses = config, config.loss.losses
         unknown = set(self.losses) - set(LOSSES)
         if unknown or not self.losses:
@@ -71,8 +70,7 @@ class DistillObjective:
         self.teacher_checkpoint = teacher
         self.metric = teacher.metric if teacher is not None else data.metric
         torch.manual_seed(config.run.seed)
-        self.arch_config = resolved_arch_config("student", config.model)
-        student = build_depth_net("student", self.arch_config)
+        student, self.arch_config = initial_depth_net("student", config.model, init)
         self.modules: dict[str, nn.Module] = {"depth": student}
         if "photo" in self.losses:
             self.modules["pose"] = construct(PoseNet, config.pose_model)
@@ -185,9 +183,10 @@ class DistillObjective:
 
 def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: str | Path,
             config_path: str | Path | None, steps: int | None = None, resume: bool = False,
-            losses: list[str] | None = None) -> dict[str, Any]:
-    """Train (or with `resume` continue) a student in `out`; returns a summary. A resumed run
-    uses the teacher it started with (a different file given with --teacher is refused)."""
+            losses: list[str] | None = None, init: str | Path | None = None) -> dict[str, Any]:
+    """Train (or with `resume` continue) a student in `out`, from scratch or from the student
+    checkpoint `init` (fine-tuning); returns a summary. A resumed run uses the teacher it
+    started with (a different file given with --teacher is refused)."""
     teacher, started = None, None
     if resume:
         if losses is not None:
@@ -205,14 +204,16 @@ def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: st
             raise TrainingError(f"{teacher_path} is not the teacher this run started with "
                                 f"({started['path']})")
 
+    start = load_checkpoint(init) if init is not None and not resume else None
+
     def make(config: DistillConfig, data: TripletData, dist: Distributed) -> DistillObjective:
-        return DistillObjective(config, data, dist, teacher)
+        return DistillObjective(config, data, dist, teacher, start)
 
     provenance: dict[str, Any] = {"source": "lumde distill"}
     if teacher is not None:
-        provenance["teacher"] = {"path": str(Path(teacher_path).resolve()),
-                                 "digest": checkpoint_digest(teacher),
-                                 "metric": teacher.metric}
+        provenance["teacher"] = model_provenance(teacher_path, teacher)
+    if start is not None:
+        provenance["init"] = model_provenance(init, start)
     return run_trainer("distill", DistillConfig, out, list(bags), config_path, steps, resume,
                        StudentDepthNet.STRIDE, make, provenance,
                        configure=lambda config: config.with_losses(losses))

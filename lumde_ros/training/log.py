@@ -1,8 +1,10 @@
-"""What a training run shows and leaves behind: a progress line, log.csv, and training.png
-(loss curves beside a few predicted disparity maps). Written with OpenCV only."""
+"""What a training run shows and leaves behind: a progress line, progress.json (the same for
+programs, e.g. the trainer node), log.csv, and training.png (loss curves beside a few
+predicted disparity maps). Written with OpenCV only."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 import time
@@ -14,6 +16,7 @@ import numpy as np
 from lumde_ros.files import atomic_path
 
 LOG_FILE = "log.csv"
+PROGRESS_FILE = "progress.json"
 PLOT_FILE = "training.png"
 # Columns every trainer writes; the rest are its loss terms.
 BOOKKEEPING = ("step", "lr", "skipped", "s_per_step")
@@ -95,6 +98,11 @@ class RunLog:
         skipped = f" | skipped {int(row['skipped'])}" if row["skipped"] else ""
         line = (f"{self.title} {step}/{self.total} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{losses} | {row['s_per_step']:.2f} s/step, ETA {_clock(eta)}{skipped}")
+        progress = {"title": self.title, "step": step, "steps": self.total,
+                    "s_per_step": row["s_per_step"], "eta_s": eta, "skipped": int(row["skipped"]),
+                    "losses": {k: v for k, v in row.items() if k not in BOOKKEEPING}}
+        with atomic_path(self.path.parent / PROGRESS_FILE) as tmp:
+            tmp.write_text(json.dumps(progress))
         # On a terminal one line is redrawn; in a log file every row is a line.
         sys.stderr.write(f"\r{line}\033[K" if self._tty else f"{line}\n")
         if self._tty and step == self.total:

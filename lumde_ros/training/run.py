@@ -21,10 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from lumde_ros.checkpoint import Checkpoint, save_checkpoint
+from lumde_ros.checkpoint import Checkpoint, resolved_arch_config, save_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData, load_triplets
 from lumde_ros.errors import TrainingError
+from lumde_ros.export import checkpoint_digest
 from lumde_ros.files import atomic_path
+from lumde_ros.models import build_depth_net
 from lumde_ros.training.config import DataConfig, RunConfig, from_dict, load_section
 from lumde_ros.training.log import RunLog
 
@@ -60,6 +62,26 @@ class Objective(Protocol):
 
     def preview(self, images: torch.Tensor) -> torch.Tensor:
         """Finest disparity (B, 1, H, W) in [0, 1] of images (B, 3, H, W), for training.png."""
+
+
+def initial_depth_net(arch: str, model_config: dict[str, Any],
+                      init: Checkpoint | None) -> tuple[nn.Module, dict[str, Any]]:
+    """The depth network a run starts from and its full arguments: a fresh one built from
+    the settings' `model` section, or (fine-tuning) the weights and architecture of `init`,
+    whose own arguments then win over the settings'."""
+    if init is None:
+        arch_config = resolved_arch_config(arch, model_config)
+        return build_depth_net(arch, arch_config), arch_config
+    if init.arch != arch:
+        raise TrainingError(f"cannot start a {arch} from a {init.arch} checkpoint "
+                            f"({init.describe()})")
+    return init.build().train(), init.arch_config
+
+
+def model_provenance(path: str | Path, checkpoint: Checkpoint) -> dict[str, Any]:
+    """How a run names a checkpoint it read (its teacher, the weights it started from)."""
+    return {"path": str(Path(path).resolve()), "digest": checkpoint_digest(checkpoint),
+            "metric": checkpoint.metric}
 
 
 @dataclass(frozen=True)
@@ -335,7 +357,8 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
     threads = config.run.threads or (max(1, (os.cpu_count() or 1) // local) if local > 1 else 0)
     if threads > 0:
         torch.set_num_threads(threads)
-    data = load_triplets(paths, *size, config.data.pose, config.data.min_baseline_m)
+    data = load_triplets(paths, *size, config.data.pose, config.data.min_baseline_m,
+                         config.data.holdout)
     route = "odometry" if data.metric else "learned"
     if state is not None and state["metric"] != data.metric:
         raise TrainingError(f"the run started on the {'odometry' if state['metric'] else 'learned'}"

@@ -11,24 +11,26 @@ from typing import Any
 
 import torch
 
-from lumde_ros.checkpoint import Checkpoint, checkpoint_from_net, resolved_arch_config
+from lumde_ros.checkpoint import Checkpoint, checkpoint_from_net, load_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.losses.self_supervised import self_supervised
-from lumde_ros.models import PoseNet, TeacherDepthNet, build_depth_net, construct
+from lumde_ros.models import PoseNet, TeacherDepthNet, construct
 from lumde_ros.training.config import TeacherConfig
-from lumde_ros.training.run import Distributed, Update, run_trainer
+from lumde_ros.training.run import (Distributed, Update, initial_depth_net, model_provenance,
+                                    run_trainer)
 
 
 class TeacherObjective:
-    """Teacher depth network and pose network, one Adam optimiser over both."""
+    """Teacher depth network and pose network, one Adam optimiser over both. `init`: a
+    teacher checkpoint to fine-tune (its pose network is not stored: that one starts fresh)."""
 
     name = "teacher"
 
-    def __init__(self, config: TeacherConfig, data: TripletData, dist: Distributed) -> None:
+    def __init__(self, config: TeacherConfig, data: TripletData, dist: Distributed,
+                 init: Checkpoint | None = None) -> None:
         torch.manual_seed(config.run.seed)  # same initial weights on every process
         self.config, self.metric = config, data.metric
-        self.arch_config = resolved_arch_config("teacher", config.model)
-        depth = build_depth_net("teacher", self.arch_config)
+        depth, self.arch_config = initial_depth_net("teacher", config.model, init)
         pose = construct(PoseNet, config.pose_model)
         self.modules = {"depth": depth, "pose": pose}
         self.depth, self.pose = dist.wrap(depth), dist.wrap(pose)
@@ -52,8 +54,17 @@ class TeacherObjective:
 
 
 def train_teacher(bags: Sequence[str | Path], out: str | Path, config_path: str | Path | None,
-                  steps: int | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train (or with `resume` continue) a teacher in `out` on `bags`; returns a summary."""
+                  steps: int | None = None, resume: bool = False,
+                  init: str | Path | None = None) -> dict[str, Any]:
+    """Train (or with `resume` continue) a teacher in `out` on `bags`, from scratch or from
+    the teacher checkpoint `init` (fine-tuning); returns a summary."""
+    start = load_checkpoint(init) if init is not None and not resume else None
+    provenance: dict[str, Any] = {"source": "lumde train-teacher"}
+    if start is not None:
+        provenance["init"] = model_provenance(init, start)
+
+    def make(config: TeacherConfig, data: TripletData, dist: Distributed) -> TeacherObjective:
+        return TeacherObjective(config, data, dist, start)
+
     return run_trainer("teacher", TeacherConfig, out, list(bags), config_path, steps, resume,
-                       TeacherDepthNet.STRIDE, TeacherObjective,
-                       {"source": "lumde train-teacher"})
+                       TeacherDepthNet.STRIDE, make, provenance)

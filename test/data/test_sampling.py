@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from lumde_ros.data.recording import RecordedFrame
 from lumde_ros.data.sampling import camera_motion, triplets
@@ -31,3 +32,26 @@ def test_camera_motion_maps_target_points_into_the_source_frame():
     point_in_a = np.array([1.0, 0.0, 2.0, 1.0])
     # b sits 0.3 m further along x, so the same world point is 0.3 m less far in x from b
     np.testing.assert_allclose(camera_motion(a, b) @ point_in_a, [0.7, 0.0, 2.0, 1.0])
+
+
+def test_keyframe_chooser_keeps_by_mode():
+    from lumde_ros.data.sampling import KeyframeChooser
+
+    def kept(mode: str, times: list[float], positions: list) -> list[int]:
+        chooser = KeyframeChooser(mode, period_s=0.25, baseline_m=0.1)
+        return [i for i, (t, p) in enumerate(zip(times, positions)) if chooser.keep(t, p)]
+
+    times = [0.1 * i for i in range(8)]
+    moving = [np.array([0.04 * i, 0.0, 0.0]) for i in range(8)]
+    assert kept("all", times, moving) == list(range(8))
+    assert kept("time", times, moving) == [0, 3, 6]
+    assert kept("baseline", times, moving) == [0, 3, 6]  # 0.12 m apart
+    still = [np.zeros(3)] * 8
+    assert kept("baseline", times, still) == [0]  # a robot standing still records nothing
+    # Without odometry (yet), baseline falls back to time, until a keyframe with a position
+    # exists (6); from then on distance rules (7 is only 0.04 m further).
+    assert kept("baseline", times, [None] * 4 + moving[4:]) == [0, 3, 6]
+    assert kept("baseline", times + [0.8, 0.9], [None] * 4 + moving[4:] + [
+        np.array([0.30, 0, 0]), np.array([0.36, 0, 0])]) == [0, 3, 6, 9]
+    with pytest.raises(ValueError, match="one of all, time, baseline"):
+        KeyframeChooser("sometimes", 0.25, 0.1)

@@ -1,0 +1,180 @@
+"""`lumde finetune`: adapt the depth model to the robot's own recordings, without ground
+truth. The teacher is fine-tuned self-supervised, the student is distilled from it (starting
+from the serving student), and the new student is judged by the gate on frames held out of
+training. The trainer node runs exactly this in a background process.
+
+A run folder holds finetune.json (what was asked), teacher/ and student/ (ordinary training
+runs, each resumable), train-overlay.yaml (the settings both phases used) and gate.json."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from lumde_ros.config import load_yaml, node_defaults
+from lumde_ros.data.triplets import load_triplets
+from lumde_ros.errors import ConfigError, TrainingError
+from lumde_ros.files import atomic_path
+from lumde_ros.inference import shipped_weights
+from lumde_ros.models import PoseNet, construct
+from lumde_ros.training.config import DistillConfig, load_section
+from lumde_ros.training.distill import distill
+from lumde_ros.training.gate import gate
+from lumde_ros.training.run import STATE_FILE, read_state
+from lumde_ros.training.teacher import train_teacher
+
+TRAINER_CONFIG = "trainer.yaml"
+RECORD_FILE = "finetune.json"
+OVERLAY_FILE = "train-overlay.yaml"
+GATE_FILE = "gate.json"
+PHASES = ("teacher", "student")
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """How a fine-tune runs; defaults in config/trainer.yaml (the trainer node's parameters
+    of the same names)."""
+
+    teacher_steps: int
+    student_steps: int
+    learning_rate: float
+    holdout: float
+    gate_margin: float
+    threads: int
+
+    def __post_init__(self) -> None:
+        for name in ("teacher_steps", "student_steps", "learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} is {getattr(self, name)}; expected > 0")
+        if not 0 < self.holdout < 1:
+            raise ConfigError(f"holdout is {self.holdout}; expected a fraction between 0 and 1 "
+                              "(the gate needs held-out frames)")
+        if self.gate_margin < 0 or self.threads < 0:
+            raise ConfigError("gate_margin and threads must not be negative")
+
+    @classmethod
+    def defaults(cls, **overrides: Any) -> FinetuneOptions:
+        """config/trainer.yaml's values, with `overrides` that are not None."""
+        values = node_defaults(TRAINER_CONFIG)
+        fields = [f.name for f in dataclasses.fields(cls)]
+        chosen = {name: values[name] for name in fields}
+        chosen.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**chosen)
+
+
+def _overlay(out: Path, options: FinetuneOptions, config_path: str | Path | None) -> Path:
+    """The user's train.yaml overlay with the fine-tune's rate, threads and hold-out on top,
+    written to the run folder so both phases (and a reader later) see the same settings."""
+    overlay = load_yaml(Path(config_path)) if config_path else {}
+    for section in ("teacher", "distill"):
+        values = overlay.setdefault(section, {})
+        values.setdefault("run", {}).update(learning_rate=options.learning_rate,
+                                            threads=options.threads)
+        values.setdefault("data", {}).update(holdout=options.holdout)
+    path = out / OVERLAY_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return path
+
+
+def _record(out: Path, resume: bool, asked: dict[str, Any]) -> dict[str, Any]:
+    """What this fine-tune was asked to do: written on a new run, read back on resume."""
+    path = out / RECORD_FILE
+    if resume:
+        if not path.is_file():
+            raise TrainingError(f"{out} holds no fine-tune to resume ({RECORD_FILE} missing)")
+        return json.loads(path.read_text())
+    if path.exists():
+        raise TrainingError(f"{out} already holds a fine-tune; pass --resume to continue it "
+                            "or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(asked, indent=2))
+    return asked
+
+
+def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
+             student: str | Path | None, out: str | Path, options: FinetuneOptions | None,
+             config_path: str | Path | None = None, resume: bool = False,
+             steps: dict[str, int] | None = None) -> dict[str, Any]:
+    """Fine-tune `teacher` (default: the shipped one) on `bags`, distil into `student`
+    (default: the shipped one, else a fresh student), gate the result against `student`.
+    With `resume` everything comes from the run folder (`options` None) and continues where
+    it stopped; `steps` may extend a phase (teacher_steps, student_steps)."""
+    out = Path(out)
+    if resume:
+        if bags or teacher or student or config_path or options:
+            raise TrainingError("--resume continues the fine-tune as it was started; give only "
+                                "--out (and optionally --teacher-steps/--student-steps)")
+        asked = _record(out, True, {})
+        options = dataclasses.replace(FinetuneOptions(**asked["options"]), **(steps or {}))
+    else:
+        teacher = teacher or shipped_weights("teacher")
+        if not Path(teacher).is_file():
+            raise TrainingError(f"no teacher at {teacher}: pass --teacher (train one with "
+                                "lumde train-teacher)")
+        if student is None and shipped_weights("student").is_file():
+            student = shipped_weights("student")
+        asked = _record(out, False, {
+            "bags": [str(Path(b).resolve()) for b in bags],
+            "teacher": str(Path(teacher).resolve()),
+            "student": str(Path(student).resolve()) if student else None,
+            "options": dataclasses.asdict(options), "config": str(config_path or "")})
+        _overlay(out, options, config_path)
+    overlay = out / OVERLAY_FILE
+    summary: dict[str, Any] = {"out": str(out), "finished": False}
+    for phase, phase_steps in zip(PHASES, (options.teacher_steps, options.student_steps)):
+        folder = out / phase
+        again = (folder / STATE_FILE).exists()
+        if again and read_state(folder)["step"] >= phase_steps:
+            # Finished before: leave its checkpoint untouched (the next phase checks it).
+            summary[phase] = {"checkpoint": str(folder / f"{phase}.pt"), "finished": True,
+                              "step": read_state(folder)["step"], "steps": phase_steps}
+            continue
+        given = {"bags": [] if again else asked["bags"], "out": folder,
+                 "config_path": None if again else overlay, "steps": phase_steps,
+                 "resume": again, "init": None if again else asked[phase]}
+        if phase == "teacher":
+            summary[phase] = train_teacher(**given)
+        else:
+            summary[phase] = distill(teacher_path=out / "teacher" / "teacher.pt", **given)
+        if not summary[phase]["finished"]:
+            summary.update(phase=phase, step=summary[phase]["step"],
+                           steps=summary[phase]["steps"])
+            return summary
+    verdict = judge(out, asked["bags"], asked["student"], options)
+    summary.update(finished=True, phase="done", accepted=verdict["accepted"],
+                   model=summary["student"]["checkpoint"], gate=verdict,
+                   step=summary["student"]["step"], steps=summary["student"]["steps"])
+    return summary
+
+
+def judge(out: Path, bags: list[str], serving: str | None,
+          options: FinetuneOptions) -> dict[str, Any]:
+    """Run the gate on the held-out end of every recording; writes gate.json."""
+    config = load_section("distill", DistillConfig, out / OVERLAY_FILE)
+    data = load_triplets(bags, config.data.input_width, config.data.input_height,
+                         config.data.pose, config.data.min_baseline_m, options.holdout,
+                         held_out=True)
+    pose_net = None
+    modules = read_state(out / "student")["modules"]
+    if not data.metric:
+        if "pose" not in modules:
+            raise TrainingError("the recordings have no odometry and the distillation trained "
+                                "no pose network (losses without photo): the gate has no "
+                                "motion to reproject with")
+        pose_net = construct(PoseNet, config.pose_model)
+        pose_net.load_state_dict(modules["pose"])
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    verdict = gate(out / "student" / "student.pt", serving, data, pose_net, options.gate_margin,
+                   config.photo.ssim_weight)
+    with atomic_path(out / GATE_FILE) as tmp:
+        tmp.write_text(json.dumps(verdict, indent=2))
+    return verdict

@@ -1,0 +1,221 @@
+"""trainer_node over DDS: recording through its services into bags rosbags reads back, limits,
+refusals, shutdown by signal; fine-tuning in the background while the depth node keeps
+publishing, the gate, the swap and the rollback."""
+from __future__ import annotations
+
+import itertools
+import math
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticStatus
+from nav_msgs.msg import Odometry
+from node_graph import CAMERA, wait_until
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosbags.highlevel import AnyReader
+from std_srvs.srv import Trigger
+
+from lumde_ros.nodes.demo import CameraPlayer
+from lumde_ros.nodes.qos import profile
+from lumde_ros.nodes.trainer_node import TrainerNode
+from lumde_ros.sim.corridor import CorridorSequence
+
+_names = itertools.count()
+SERVICES = ("start_recording", "stop_recording", "train", "cancel", "rollback")
+
+
+class TrainerGraph:
+    """A trainer node (in this process, or `process`: its own), a camera with odometry, and a
+    client of its services and status, spun by a background executor."""
+
+    def __init__(self, overrides: dict[str, object], extra_nodes: tuple[Node, ...] = (),
+                 namespace: str | None = None, process: subprocess.Popen | None = None) -> None:
+        self.namespace = namespace or f"/tr{next(_names)}"
+        self.node = None if process else TrainerNode(
+            namespace=self.namespace,
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        self.camera = CameraPlayer(CAMERA, profile("reliable", 10), namespace=self.namespace)
+        self.helper = Node("trainer_client", namespace=self.namespace)
+        self.odom_pub = self.helper.create_publisher(Odometry, "odom", profile("reliable", 10))
+        self.clients = {name: self.helper.create_client(Trigger, f"trainer_node/{name}")
+                        for name in SERVICES}
+        self.statuses: list[DiagnosticStatus] = []
+        self.helper.create_subscription(DiagnosticStatus, "trainer_node/status",
+                                        self.statuses.append, 10)
+        self.executor = MultiThreadedExecutor(num_threads=4)
+        for node in (self.node, self.camera, self.helper, *extra_nodes):
+            if node is not None:
+                self.executor.add_node(node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        self.sequence = CorridorSequence(CAMERA, frames=200, rate_hz=10.0)
+        self.sent = 0
+
+    def call(self, name: str, timeout_s: float = 60.0) -> Trigger.Response:
+        client = self.clients[name]
+        assert client.wait_for_service(timeout_sec=20.0), f"no service {name}"
+        future = client.call_async(Trigger.Request())
+        wait_until(future.done, timeout_s, f"answer of {name}")
+        return future.result()
+
+    def stream(self, frames: int, wait_recorded: bool = True) -> None:
+        """Publish corridor frames with their odometry, once the recorder listens."""
+        wait_until(lambda: self.camera.image_pub.get_subscription_count() > 0
+                   and self.odom_pub.get_subscription_count() > 0, what="recorder discovery")
+        for _ in range(frames):
+            t = self.sent / self.sequence.rate_hz
+            x, z, yaw = self.sequence.pose(t)
+            odom = Odometry()
+            odom.header.stamp = self.helper.get_clock().now().to_msg()
+            odom.header.frame_id, odom.child_frame_id = "odom", "base_link"
+            odom.pose.pose.position.x, odom.pose.pose.position.y = z, -x
+            odom.pose.pose.orientation.z, odom.pose.pose.orientation.w = (
+                math.sin(-yaw / 2), math.cos(-yaw / 2))
+            self.odom_pub.publish(odom)
+            self.camera.publish(self.sequence.render(t).rgb)
+            self.sent += 1
+            if wait_recorded and self.node is not None:
+                wait_until(lambda: self.node._recording is None
+                           or self.node._recording.bag.counts[self.node._topics["image"]]
+                           + self.node._recording.skipped >= self.sent - self.first,
+                           what=f"frame {self.sent} recorded")
+
+    def start(self) -> Trigger.Response:
+        self.first = self.sent
+        return self.call("start_recording")
+
+    def status(self) -> dict[str, str]:
+        return {kv.key: kv.value for kv in self.statuses[-1].values} if self.statuses else {}
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        if self.node is not None:
+            self.node.destroy_node()
+
+
+@pytest.fixture()
+def trainer_graph(ros, tmp_path):
+    graphs: list[TrainerGraph] = []
+
+    def make(**overrides: object) -> TrainerGraph:
+        graphs.append(TrainerGraph({"output_dir": str(tmp_path / "lumde"), **overrides}))
+        return graphs[-1]
+
+    yield make
+    for g in graphs:
+        g.close()
+
+
+def read_bag(path: Path) -> dict[str, list]:
+    """Every message of a recording, deserialized, per topic."""
+    with AnyReader([path]) as reader:
+        out: dict[str, list] = {c.topic: [] for c in reader.connections}
+        for conn, _, raw in reader.messages():
+            out[conn.topic].append(reader.deserialize(raw, conn.msgtype))
+    return out
+
+
+def test_recording_writes_every_message_untouched_into_a_readable_bag(trainer_graph):
+    g = trainer_graph(keyframes="all")
+    answer = g.start()
+    assert answer.success, answer.message
+    bag = Path(answer.message.split("recording into ")[1])
+    g.stream(6)
+    wait_until(lambda: g.status().get("recorded_images") == "6", what="status")
+    assert g.status()["phase"] == "recording"
+    stopped = g.call("stop_recording")
+    assert stopped.success and "6 images" in stopped.message
+    messages = read_bag(bag)
+    ns = g.namespace
+    assert len(messages[f"{ns}/image"]) == 6
+    assert len(messages[f"{ns}/camera_info"]) == 6 and len(messages[f"{ns}/odom"]) == 6
+    first = messages[f"{ns}/image"][0]
+    expected = g.sequence.render(0.0).rgb
+    assert (first.height, first.width, first.encoding) == (*expected.shape[:2], "rgb8")
+    assert np.array_equal(np.frombuffer(first.data, np.uint8).reshape(expected.shape), expected)
+    assert messages[f"{ns}/odom"][-1].pose.pose.position.x == pytest.approx(
+        g.sequence.pose(5 / g.sequence.rate_hz)[1])
+    # A second recording is a new bag; the first is untouched.
+    again = g.start()
+    assert again.success and again.message != answer.message
+    g.stream(2)
+    assert g.call("stop_recording").success
+    assert len(read_bag(bag)[f"{ns}/image"]) == 6
+    wait_until(lambda: g.status().get("recordings") == "2", what="two recordings")
+
+
+def test_baseline_keyframes_keep_one_frame_per_distance_travelled(trainer_graph):
+    # The corridor camera moves 0.05 m per frame: a 0.12 m baseline keeps every third.
+    g = trainer_graph(keyframes="baseline", keyframe_baseline_m=0.12)
+    answer = g.start()
+    g.stream(9, wait_recorded=False)
+    wait_until(lambda: g.node._recording.skipped + g.node._recording.images == 9,
+               what="nine frames seen")
+    g.call("stop_recording")
+    images = read_bag(Path(answer.message.split("recording into ")[1]))[f"{g.namespace}/image"]
+    assert len(images) == 3
+
+
+def test_size_limit_ends_a_recording_by_itself(trainer_graph):
+    g = trainer_graph(keyframes="all", max_recording_mb=1.0)  # one 640x480 rgb8 frame: 0.92 MB
+    assert g.start().success
+    g.stream(2)
+    wait_until(lambda: g.node._recording is None, what="automatic stop")
+    wait_until(lambda: "max_recording_mb" in (g.statuses[-1].message if g.statuses else ""),
+               what="status names the limit")
+    assert g.status()["phase"] == "idle" and g.status()["recordings"] == "1"
+
+
+def test_refusals_are_answered_with_the_reason_and_the_node_serves_on(trainer_graph, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    g = trainer_graph(output_dir=str(blocker / "lumde"))
+    for name, why in (("stop_recording", "not recording"), ("train", "nothing recorded"),
+                      ("cancel", "no fine-tune"), ("rollback", "no earlier model")):
+        answer = g.call(name)
+        assert not answer.success and why in answer.message, (name, answer.message)
+    unwritable = g.call("start_recording")
+    assert not unwritable.success and "cannot record" in unwritable.message
+    wait_until(lambda: g.statuses and g.statuses[-1].level == DiagnosticStatus.ERROR,
+               what="error status")
+    assert "cannot record" in g.statuses[-1].message
+
+    ok = trainer_graph(keyframes="all")
+    assert ok.start().success
+    twice = ok.call("start_recording")
+    assert not twice.success and "already recording" in twice.message
+    busy = ok.call("train")
+    assert not busy.success and "stop_recording" in busy.message
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_a_node_stopped_by_signal_while_recording_leaves_a_readable_bag(
+        ros, tmp_path, stop_signal):
+    namespace = f"/trsig{next(_names)}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lumde_ros.nodes.trainer_node", "--ros-args", "-r",
+         f"__ns:={namespace}", "-p", f"output_dir:={tmp_path}", "-p", "keyframes:=all"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    g = TrainerGraph({}, namespace=namespace, process=process)
+    try:
+        answer = g.start()
+        assert answer.success, answer.message
+        g.stream(4, wait_recorded=False)
+        wait_until(lambda: g.status().get("recorded_images") == "4", what="four recorded")
+        process.send_signal(stop_signal)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        g.close()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    messages = read_bag(Path(answer.message.split("recording into ")[1]))
+    assert len(messages[f"{namespace}/image"]) == 4, output
+    assert "node shutting down" in output

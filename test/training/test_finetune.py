@@ -1,0 +1,92 @@
+"""`lumde finetune`: a real (tiny) teacher fine-tune, distillation from the serving student,
+and the gate, through the installed command; resuming; refusals."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY
+from test_teacher import lumde
+
+from lumde_ros.checkpoint import load_checkpoint
+from lumde_ros.cli import REJECTED
+from lumde_ros.export import checkpoint_digest
+from lumde_ros.training.run import read_state
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lumde_ros.sim.recording import SimulateOptions, simulate
+    out = tmp_path_factory.mktemp("finetune") / "room"
+    simulate(SimulateOptions(out=out, seed=7, frames=20), progress=False)
+    return out
+
+
+@pytest.fixture()
+def overlay(tmp_path: Path) -> Path:
+    """Both phases tiny; every frame usable (the simulated robot moves slowly)."""
+    sections = {name: {**TINY[name], "data": {**TINY[name]["data"], "min_baseline_m": 0.0}}
+                for name in ("teacher", "distill")}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def finetune(*args: str):
+    out = lumde("finetune", "--json", *args)
+    assert out.returncode in (0, REJECTED), out.stderr
+    return out, json.loads(out.stdout)
+
+
+def test_finetune_trains_both_phases_from_the_given_models_and_gates_the_result(
+        room, overlay, tiny_teacher, student_path, tmp_path):
+    run = tmp_path / "run"
+    out, result = finetune("--bag", str(room), "--teacher", str(tiny_teacher), "--student",
+                           str(student_path), "--out", str(run), "--config", str(overlay),
+                           "--teacher-steps", "3", "--student-steps", "3", "--holdout", "0.3",
+                           "--learning-rate", "1e-4", "--threads", "1")
+    assert result["finished"] and result["phase"] == "done"
+    assert out.returncode == (0 if result["accepted"] else REJECTED)
+    verdict = json.loads((run / "gate.json").read_text())
+    assert verdict == result["gate"]
+    assert verdict["motion"] == "odometry" and verdict["triplets"] > 0
+    for role in ("candidate", "serving"):
+        assert verdict[role]["finite"], verdict
+    assert verdict["serving"]["model"] == str(student_path.resolve())
+
+    teacher = load_checkpoint(run / "teacher" / "teacher.pt")
+    student = load_checkpoint(result["model"])
+    assert teacher.provenance["init"]["digest"] == checkpoint_digest(load_checkpoint(tiny_teacher))
+    assert student.provenance["init"]["digest"] == checkpoint_digest(load_checkpoint(student_path))
+    assert student.provenance["teacher"]["digest"] == checkpoint_digest(teacher)
+    assert student.metric and student.arch_config == load_checkpoint(student_path).arch_config
+    for phase in ("teacher", "student"):
+        state = read_state(run / phase)
+        assert state["config"]["run"]["learning_rate"] == pytest.approx(1e-4)
+        assert state["config"]["data"]["holdout"] == pytest.approx(0.3)
+        assert state["step"] == 3
+        trained = sum(r["frames"] for r in state["provenance"]["recordings"])
+        assert trained == 20 - round(0.3 * 20)  # the held-out end is never trained on
+    progress = json.loads((run / "student" / "progress.json").read_text())
+    assert progress["step"] == progress["steps"] == 3 and "pixel" in progress["losses"]
+
+    # Resuming a finished fine-tune with more distillation steps continues that phase only.
+    teacher_weights = (run / "teacher" / "teacher.pt").read_bytes()
+    _, more = finetune("--out", str(run), "--resume", "--student-steps", "5")
+    assert more["student"]["step"] == 5 and more["teacher"]["step"] == 3
+    assert (run / "teacher" / "teacher.pt").read_bytes() == teacher_weights
+    assert json.loads((run / "gate.json").read_text()) == more["gate"]
+
+
+def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_path):
+    missing = lumde("finetune", "--bag", str(room), "--teacher", str(tmp_path / "none.pt"),
+                    "--out", str(tmp_path / "a"))
+    assert missing.returncode == 1 and "no teacher at" in missing.stderr
+    nothing = lumde("finetune", "--out", str(tmp_path / "b"), "--resume")
+    assert nothing.returncode == 1 and "no fine-tune to resume" in nothing.stderr
+    no_gate = lumde("finetune", "--bag", str(room), "--teacher", str(tiny_teacher), "--out",
+                    str(tmp_path / "c"), "--holdout", "0")
+    assert no_gate.returncode == 1 and "holdout" in no_gate.stderr
+    assert not (tmp_path / "c").exists()

@@ -1,0 +1,124 @@
+"""The fine-tune gate: held-out photometric reprojection judges depth (and with odometry its
+metric scale); broken or worse candidates are rejected with their figures. Ground-truth depth
+appears here only as a yardstick for the gate itself, never for training."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lumde_ros.checkpoint import load_checkpoint, save_checkpoint
+from lumde_ros.data.recording import Recording
+from lumde_ros.data.triplets import TripletData, load_triplets
+from lumde_ros.inference import resize_image
+from lumde_ros.training.gate import (RELATIVE_SCALES, gate, held_out_motions, model_depths,
+                                     reprojection_error)
+
+WIDTH, HEIGHT = 96, 64
+SSIM = 0.85
+
+
+@pytest.fixture(scope="module")
+def with_truth(sim_bag) -> tuple[TripletData, np.ndarray]:
+    """Consecutive triplets of the simulated room at the network size, and each target
+    frame's true depth (N, 1, H, W)."""
+    images, ks, poses, depths = [], [], [], []
+    with Recording(sim_bag) as recording:
+        for frame in recording.frames():
+            images.append(resize_image(frame.rgb, WIDTH, HEIGHT))
+            ks.append(frame.intrinsics.resized(WIDTH, HEIGHT).matrix())
+            poses.append(frame.odom_from_camera)
+            depths.append(cv2.resize(frame.depth, (WIDTH, HEIGHT),
+                                     interpolation=cv2.INTER_NEAREST))
+    rows = [(i - 1, i, i + 1) for i in range(1, len(images) - 1)]
+    data = TripletData(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
+                       torch.from_numpy(np.stack(ks)).float(),
+                       torch.from_numpy(np.stack(poses)), torch.tensor(rows),
+                       [{"bag": str(sim_bag)}])
+    truth = np.stack([depths[i] for _, i, _ in rows])[:, None].astype(np.float32)
+    assert np.isfinite(truth).all()
+    return data, truth
+
+
+def test_with_odometry_the_true_metric_depth_explains_the_frames_best(with_truth):
+    data, truth = with_truth
+    motions = held_out_motions(data, None)
+
+    def error(depth: np.ndarray) -> float:
+        return reprojection_error(depth, data, motions, SSIM, (1.0,))[0]
+
+    right = error(truth)
+    assert right < error(truth * 2) and right < error(truth / 2)
+    assert right < error(np.full_like(truth, float(np.median(truth))))
+
+
+def test_without_a_metric_motion_each_model_is_judged_at_its_best_scale(with_truth):
+    data, truth = with_truth
+    motions = held_out_motions(data, None)
+    exact, _ = reprojection_error(truth, data, motions, SSIM, (1.0,))
+    error, scale = reprojection_error(truth * 4, data, motions, SSIM, RELATIVE_SCALES)
+    assert scale == pytest.approx(0.25)
+    assert error == pytest.approx(exact, rel=1e-5)
+
+
+def test_non_finite_or_non_positive_depth_fails(with_truth):
+    data, truth = with_truth
+    motions = held_out_motions(data, None)
+    for broken in (np.where(np.arange(truth.size).reshape(truth.shape) == 7, np.nan, truth),
+                   truth * 0):
+        assert math.isnan(reprojection_error(broken, data, motions, SSIM, (1.0,))[0])
+
+
+def scaled_copy(path, factor: float, out) -> str:
+    """The same network serving depth `factor` times farther."""
+    checkpoint = load_checkpoint(path)
+    return str(save_checkpoint(dataclasses.replace(
+        checkpoint, depth_scale=checkpoint.depth_scale * factor), out))
+
+
+def test_gate_accepts_an_equal_model_and_rejects_a_worse_or_broken_one(
+        with_truth, student_path, tmp_path):
+    data, truth = with_truth
+    # A serving model at the scene's true median depth (the untrained student predicts
+    # nearly constant depth), and the same one served 8x too far.
+    served = model_depths(student_path, data)
+    calibrated = scaled_copy(student_path, float(np.median(truth) / np.median(served)),
+                             tmp_path / "calibrated.pt")
+    same = gate(calibrated, calibrated, data, None, 0.02, SSIM)
+    assert same["accepted"], same
+    assert same["candidate"]["photometric_error"] == same["serving"]["photometric_error"]
+    assert same["motion"] == "odometry" and same["triplets"] == len(data)
+
+    too_far = gate(scaled_copy(calibrated, 8.0, tmp_path / "far.pt"), calibrated, data, None,
+                   0.02, SSIM)
+    assert not too_far["accepted"], too_far
+    assert too_far["candidate"]["photometric_error"] > 1.02 * too_far["serving"][
+        "photometric_error"]
+    assert "worse than the serving model" in too_far["reason"]
+
+    checkpoint = load_checkpoint(calibrated)
+    nan = {k: torch.full_like(v, math.nan) if v.is_floating_point() else v
+           for k, v in checkpoint.state_dict.items()}
+    broken = save_checkpoint(dataclasses.replace(checkpoint, state_dict=nan),
+                             tmp_path / "broken.pt")
+    verdict = gate(broken, calibrated, data, None, 0.02, SSIM)
+    assert not verdict["accepted"] and "cannot serve" in verdict["reason"]
+    assert "NaN or Inf" in verdict["candidate"]["error"]
+    assert math.isfinite(verdict["serving"]["photometric_error"])
+
+
+def test_held_out_frames_are_the_end_of_each_recording_and_never_trained_on(sim_bag):
+    train = load_triplets([sim_bag], WIDTH, HEIGHT, "odometry", 0.0, holdout=0.5)
+    held = load_triplets([sim_bag], WIDTH, HEIGHT, "odometry", 0.0, holdout=0.5, held_out=True)
+    everything = load_triplets([sim_bag], WIDTH, HEIGHT, "odometry", 0.0)
+    assert len(train) and len(held)
+    # Each part indexes its own frames: compare the frames themselves.
+    trained = {bytes(train.images[i].numpy()) for i in train.triplets.flatten().tolist()}
+    judged = {bytes(held.images[i].numpy()) for i in held.triplets.flatten().tolist()}
+    assert not trained & judged
+    assert len(train.images) + len(held.images) == len(everything.images)
+    assert held.images[-1].equal(everything.images[-1])
