@@ -251,7 +251,8 @@ def parser() -> argparse.ArgumentParser:
                                                    "the gate compares with (default: shipped)")
     tune.add_argument("--teacher-steps", type=int)
     tune.add_argument("--student-steps", type=int)
-    tune.add_argument("--learning-rate", type=float)
+    tune.add_argument("--learning-rate", type=float,
+                      help="of both phases, unless --config sets one for a phase")
     tune.add_argument("--holdout", type=float, help="fraction of each recording kept out of "
                                                     "training for the gate")
     tune.add_argument("--gate-margin", type=float, help="relative error increase still accepted")

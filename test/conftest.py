@@ -28,6 +28,13 @@ def student_path(tmp_path_factory: pytest.TempPathFactory):
     return save_checkpoint(untrained_student(seed=1), path)
 
 
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory):
+    """A metric teacher of the tiny test architecture (see tiny.py)."""
+    from tiny import write_tiny_teacher
+    return write_tiny_teacher(tmp_path_factory.mktemp("teacher") / "teacher.pt")
+
+
 @pytest.fixture()
 def intrinsics() -> Intrinsics:
     return Intrinsics(fx=500.0, fy=480.0, cx=319.5, cy=241.0, width=640, height=480)

@@ -179,8 +179,9 @@ def test_colcon_build_gives_the_layout_ros2_run_and_launch_expect(tmp_path):
 def test_readme_documents_every_parameter_with_its_default():
     from lumde_ros.config import node_defaults
     readme = (ROOT / "README.md").read_text()
-    for name, default in node_defaults("depth.yaml").items():
-        shown = '""' if default == "" else str(default).lower() if isinstance(default, bool) \
-            else str(default)
-        assert f"| `{name}` | {type(default).__name__} | `{shown}` |" in readme, name
+    for params_file in ("depth.yaml", "trainer.yaml"):
+        for name, default in node_defaults(params_file).items():
+            shown = '""' if default == "" else str(default).lower() \
+                if isinstance(default, bool) else str(default)
+            assert f"| `{name}` | {type(default).__name__} | `{shown}` |" in readme, name
     assert "make demo" in readme and "make test" in readme

@@ -88,7 +88,8 @@ PARAMS = (
               "names resolve in this node's namespace)."),
     ParamSpec("teacher_steps", "Optimiser steps of the teacher fine-tune.", low=1, high=10**7),
     ParamSpec("student_steps", "Optimiser steps of the distillation.", low=1, high=10**7),
-    ParamSpec("learning_rate", "Learning rate of both phases.", low=1e-9, high=1.0),
+    ParamSpec("learning_rate", "Learning rate of both phases (unless train_config sets one "
+              "for a phase).", low=1e-9, high=1.0),
     ParamSpec("holdout", "Fraction of each recording kept out of training for the gate.",
               low=0.01, high=0.9),
     ParamSpec("gate_margin", "Relative increase of held-out photometric error still accepted.",

@@ -69,13 +69,15 @@ class FinetuneOptions:
 
 
 def _overlay(out: Path, options: FinetuneOptions, config_path: str | Path | None) -> Path:
-    """The user's train.yaml overlay with the fine-tune's rate, threads and hold-out on top,
-    written to the run folder so both phases (and a reader later) see the same settings."""
+    """The user's train.yaml overlay with the fine-tune's threads and hold-out on top, and its
+    learning rate where the overlay sets none for a phase; written to the run folder so both
+    phases (and a reader later) see the same settings."""
     overlay = load_yaml(Path(config_path)) if config_path else {}
     for section in ("teacher", "distill"):
         values = overlay.setdefault(section, {})
-        values.setdefault("run", {}).update(learning_rate=options.learning_rate,
-                                            threads=options.threads)
+        run = values.setdefault("run", {})
+        run.setdefault("learning_rate", options.learning_rate)
+        run["threads"] = options.threads
         values.setdefault("data", {}).update(holdout=options.holdout)
     path = out / OVERLAY_FILE
     with atomic_path(path) as tmp:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,10 @@ from rclpy.parameter import Parameter
 from rosbags.highlevel import AnyReader
 from std_srvs.srv import Trigger
 
-from lumde_ros.nodes.demo import CameraPlayer
+from tiny import finetune_overlay
+
+from lumde_ros.nodes.demo import CameraPlayer, OutputRecorder
+from lumde_ros.nodes.depth_node import DepthNode
 from lumde_ros.nodes.qos import profile
 from lumde_ros.nodes.trainer_node import TrainerNode
 from lumde_ros.sim.corridor import CorridorSequence
@@ -57,6 +61,7 @@ class TrainerGraph:
         self._thread.start()
         self.sequence = CorridorSequence(CAMERA, frames=200, rate_hz=10.0)
         self.sent = 0
+        self.started = time.monotonic()
 
     def call(self, name: str, timeout_s: float = 60.0) -> Trigger.Response:
         client = self.clients[name]
@@ -65,10 +70,12 @@ class TrainerGraph:
         wait_until(future.done, timeout_s, f"answer of {name}")
         return future.result()
 
-    def stream(self, frames: int, wait_recorded: bool = True) -> None:
-        """Publish corridor frames with their odometry, once the recorder listens."""
+    def stream(self, frames: int, wait_recorded: bool = True, recording: bool = True) -> None:
+        """Publish corridor frames with their odometry, once the recorder (`recording`) or
+        anyone listens."""
         wait_until(lambda: self.camera.image_pub.get_subscription_count() > 0
-                   and self.odom_pub.get_subscription_count() > 0, what="recorder discovery")
+                   and (self.odom_pub.get_subscription_count() > 0 or not recording),
+                   what="subscriber discovery")
         for _ in range(frames):
             t = self.sent / self.sequence.rate_hz
             x, z, yaw = self.sequence.pose(t)
@@ -81,7 +88,9 @@ class TrainerGraph:
             self.odom_pub.publish(odom)
             self.camera.publish(self.sequence.render(t).rgb)
             self.sent += 1
-            if wait_recorded and self.node is not None:
+            if not recording:
+                time.sleep(0.1)
+            elif wait_recorded and self.node is not None:
                 wait_until(lambda: self.node._recording is None
                            or self.node._recording.bag.counts[self.node._topics["image"]]
                            + self.node._recording.skipped >= self.sent - self.first,
@@ -219,3 +228,88 @@ def test_a_node_stopped_by_signal_while_recording_leaves_a_readable_bag(
     messages = read_bag(Path(answer.message.split("recording into ")[1]))
     assert len(messages[f"{namespace}/image"]) == 4, output
     assert "node shutting down" in output
+
+
+def fine_tune_graph(tmp_path: Path, student: Path, teacher: Path, **overrides: object
+                    ) -> tuple[TrainerGraph, DepthNode, OutputRecorder]:
+    """A depth node serving `student` beside a trainer with tiny fine-tunes, both in one
+    namespace, and a recording of 20 corridor frames already made."""
+    namespace = f"/trtrain{next(_names)}"
+    depth = DepthNode(namespace=namespace, parameter_overrides=[
+        Parameter("model_path", value=str(student)), Parameter("backend", value="torch"),
+        Parameter("threads", value=1)])
+    outputs = OutputRecorder(namespace=namespace, topics=("depth/image",))
+    settings = {"output_dir": str(tmp_path / "lumde"), "keyframes": "all",
+                "teacher_path": str(teacher), "teacher_steps": 2, "student_steps": 2,
+                "holdout": 0.3, "learning_rate": 1e-4, "status_period_s": 0.2,
+                "train_config": str(finetune_overlay(tmp_path / "tiny.yaml")), **overrides}
+    g = TrainerGraph(settings, extra_nodes=(depth, outputs), namespace=namespace)
+    assert g.start().success
+    g.stream(20)
+    assert g.call("stop_recording").success
+    return g, depth, outputs
+
+
+def wait_phase(g: TrainerGraph, phase: str, timeout_s: float = 240.0) -> None:
+    wait_until(lambda: g.status().get("phase") == phase, timeout_s, f"phase {phase}: "
+               f"{g.statuses[-1].message if g.statuses else ''}")
+
+
+def test_training_runs_in_the_background_deploys_the_accepted_student_and_rolls_back(
+        ros, tmp_path, student_path, tiny_teacher):
+    # A wide margin: these two tiny steps must pass the gate whatever they change.
+    g, depth, outputs = fine_tune_graph(tmp_path, student_path, tiny_teacher, gate_margin=10.0)
+    try:
+        started = g.call("train")
+        assert started.success, started.message
+        run = Path(started.message.split(" in ")[1].split(" (pid")[0])
+        before = len(outputs.received("depth/image"))
+        while g.status().get("phase") not in ("deployed", "failed", "rejected"):
+            g.stream(1, recording=False)  # the camera keeps streaming into the depth node
+            assert time.monotonic() - g.started < 240, g.statuses[-1].message
+        assert g.status()["phase"] == "deployed", g.statuses[-1].message
+        served = depth.get_parameter("model_path").value
+        assert Path(served).parent == tmp_path / "lumde" / "models" and Path(served).is_file()
+        assert depth._served.name == served
+        assert len(outputs.received("depth/image")) > before  # depth flowed during training
+        assert (run / "gate.json").is_file() and "held-out photometric error" in \
+            g.statuses[-1].message
+        assert g.status()["accepted"] == "True" and g.status()["exit_status"] == "0"
+
+        back = g.call("rollback")
+        assert back.success, back.message
+        assert depth.get_parameter("model_path").value == str(student_path)
+        again = g.call("rollback")
+        assert not again.success and "no earlier model" in again.message
+        # The recording was trained on: the next ~/train needs new data.
+        assert "nothing recorded" in g.call("train").message
+    finally:
+        g.close()
+
+
+def test_a_cancelled_fine_tune_is_resumable_and_a_corrupted_student_is_rejected(
+        ros, tmp_path, student_path, tiny_teacher):
+    g, depth, _ = fine_tune_graph(tmp_path, student_path, tiny_teacher, teacher_steps=100000)
+    try:
+        started = g.call("train")
+        assert started.success, started.message
+        run = Path(started.message.split(" in ")[1].split(" (pid")[0])
+        wait_until(lambda: g.status().get("phase") == "training teacher", 120, "progress")
+        cancelled = g.call("cancel")
+        assert cancelled.success and "--resume" in cancelled.message
+        assert (run / "teacher" / "state.pt").is_file()
+        wait_phase(g, "cancelled")
+
+        # A student whose weights blow up (learning rate 1e30) cannot serve: the gate says
+        # so, and the depth node keeps its model.
+        g.node.set_parameters([
+            Parameter("teacher_steps", value=2), Parameter("train_config", value=str(
+                finetune_overlay(tmp_path / "blowup.yaml", learning_rate=1e30)))])
+        assert g.call("train").success
+        wait_phase(g, "rejected")
+        assert "cannot serve" in g.statuses[-1].message
+        assert g.status()["accepted"] == "False" and g.status()["exit_status"] == "3"
+        assert depth.get_parameter("model_path").value == str(student_path)
+        assert not g.call("rollback").success
+    finally:
+        g.close()

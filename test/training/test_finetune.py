@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import TINY
 from test_teacher import lumde
+from tiny import finetune_overlay
 
 from lumde_ros.checkpoint import load_checkpoint
 from lumde_ros.cli import REJECTED
@@ -26,12 +25,7 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def overlay(tmp_path: Path) -> Path:
-    """Both phases tiny; every frame usable (the simulated robot moves slowly)."""
-    sections = {name: {**TINY[name], "data": {**TINY[name]["data"], "min_baseline_m": 0.0}}
-                for name in ("teacher", "distill")}
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(sections))
-    return path
+    return finetune_overlay(tmp_path / "tiny.yaml")
 
 
 def finetune(*args: str):
