@@ -83,6 +83,8 @@ PARAMS = (
               low=1.0, high=1e6),
     ParamSpec("max_recording_mb", "A recording stops by itself at this many megabytes.",
               low=1.0, high=1e7),
+    ParamSpec("min_free_mb", "A recording stops by itself when its disk has less free space "
+              "than this (megabytes), so the bag can still be closed.", low=0.0, high=1e9),
     ParamSpec("teacher_path", "Teacher checkpoint to fine-tune; empty: the shipped teacher."),
     ParamSpec("depth_node", "Name of the depth node whose model_path is replaced (relative "
               "names resolve in this node's namespace)."),
@@ -279,6 +281,11 @@ class TrainerNode(Node):
             limit = f"max_recording_s ({self._p['max_recording_s']:g} s) reached"
         elif rec.bag.bytes >= self._p["max_recording_mb"] * 1e6:
             limit = f"max_recording_mb ({self._p['max_recording_mb']:g} MB) reached"
+        elif shutil.disk_usage(rec.bag.path).free < self._p["min_free_mb"] * 1e6:
+            # Stop while the bag can still be closed: a write that hits a full disk leaves
+            # an MCAP without its index, which readers refuse.
+            limit = (f"the disk is nearly full (less than min_free_mb "
+                     f"{self._p['min_free_mb']:g} MB free)")
         if limit:
             with self._lock:
                 if self._recording is rec:

@@ -182,6 +182,18 @@ def test_size_limit_ends_a_recording_by_itself(trainer_graph):
     assert g.status()["phase"] == "idle" and g.status()["recordings"] == "1"
 
 
+def test_a_nearly_full_disk_ends_a_recording_while_the_bag_can_still_be_closed(
+        trainer_graph):
+    g = trainer_graph(keyframes="all", min_free_mb=1e9)  # a petabyte: never free here
+    answer = g.start()
+    g.stream(1)
+    wait_until(lambda: g.node._recording is None, what="automatic stop")
+    wait_until(lambda: "nearly full" in (g.statuses[-1].message if g.statuses else ""),
+               what="status names the disk")
+    images = read_bag(Path(answer.message.split("recording into ")[1]))[f"{g.namespace}/image"]
+    assert len(images) == 1
+
+
 def test_refusals_are_answered_with_the_reason_and_the_node_serves_on(trainer_graph, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
