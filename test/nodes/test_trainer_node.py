@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -21,6 +22,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosbags.highlevel import AnyReader
+from sensor_msgs.msg import CompressedImage
 from std_srvs.srv import Trigger
 
 from tiny import finetune_overlay
@@ -158,6 +160,26 @@ def test_recording_writes_every_message_untouched_into_a_readable_bag(trainer_gr
     assert g.call("stop_recording").success
     assert len(read_bag(bag)[f"{ns}/image"]) == 6
     wait_until(lambda: g.status().get("recordings") == "2", what="two recordings")
+
+
+def test_compressed_transport_records_the_compressed_stream_as_sent(trainer_graph):
+    g = trainer_graph(keyframes="all", image_transport="compressed")
+    answer = g.start()
+    pub = g.camera.create_publisher(CompressedImage, "image/compressed", profile("reliable", 10))
+    wait_until(lambda: pub.get_subscription_count() > 0, what="compressed subscription")
+    payloads = []
+    for k in range(3):
+        ok, jpeg = cv2.imencode(".jpg", g.sequence.render(k / 10).rgb[..., ::-1])
+        msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+        msg.header.stamp = g.helper.get_clock().now().to_msg()
+        pub.publish(msg)
+        payloads.append(jpeg.tobytes())
+        wait_until(lambda: g.node._recording.images == k + 1, what=f"image {k}")
+    g.call("stop_recording")
+    recorded = read_bag(Path(answer.message.split("recording into ")[1]))[
+        f"{g.namespace}/image/compressed"]
+    assert [bytes(m.data) for m in recorded] == payloads
+    assert all(m.format == "jpeg" for m in recorded)
 
 
 def test_baseline_keyframes_keep_one_frame_per_distance_travelled(trainer_graph):
