@@ -481,7 +481,7 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 1
     # Service handlers wait for the depth node's answers while other callbacks run.
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     try:
         executor.spin()

@@ -236,6 +236,10 @@ def test_refusals_are_answered_with_the_reason_and_the_node_serves_on(trainer_gr
     assert not twice.success and "already recording" in twice.message
     busy = ok.call("train")
     assert not busy.success and "stop_recording" in busy.message
+    ok.stream(3)
+    assert ok.call("stop_recording").success
+    alone = ok.call("train")  # there is no depth node in this graph
+    assert not alone.success and "depth node (depth_node) is not reachable" in alone.message
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
