@@ -11,12 +11,6 @@ import numpy as np
 from lumde_ros.data.recording import RecordedFrame
 
 
-def camera_motion(target: RecordedFrame, source: RecordedFrame) -> np.ndarray:
-    """4x4 transform of points from the target camera's frame to the source camera's (what
-    geometry.warp takes), from odometry poses."""
-    return np.linalg.inv(source.odom_from_camera) @ target.odom_from_camera
-
-
 def keyframes(frames: Sequence[RecordedFrame], min_baseline_m: float) -> list[int]:
     """Indices of frames each at least `min_baseline_m` from the previous keyframe."""
     kept: list[int] = []

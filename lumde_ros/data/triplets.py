@@ -66,11 +66,7 @@ class TripletData:
         rows = self.triplets[torch.as_tensor(list(indices), dtype=torch.long)]
         frames = self.images[rows].float() / 255  # (B, 3, C, H, W)
         k = self.k[rows[:, 1]].clone()
-        motions = None
-        if self.poses is not None:
-            target = self.poses[rows[:, 1]]
-            motions = torch.stack([torch.linalg.inv(self.poses[rows[:, j]]) @ target
-                                   for j in (0, 2)], dim=1)
+        motions = None if self.poses is None else camera_motions(self.poses, rows)
         if flip:
             flipped = torch.rand(len(rows), generator=generator) < 0.5
             frames[flipped], k[flipped], moved = mirrored(
@@ -81,6 +77,14 @@ class TripletData:
             frames = _jitter(frames, generator, color_jitter)
         return Batch(frames[:, 1], [frames[:, 0], frames[:, 2]], k,
                      None if motions is None else motions.float())
+
+
+def camera_motions(poses: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Transforms (B, 2, 4, 4) of points from each triplet's target camera frame to its
+    previous and next camera's (what geometry.warp takes), from camera poses in the odometry
+    frame (N, 4, 4) and index triplets `rows` (B, 3)."""
+    target = poses[rows[:, 1]]
+    return torch.stack([torch.linalg.inv(poses[rows[:, j]]) @ target for j in (0, 2)], dim=1)
 
 
 def mirrored(images: torch.Tensor, k: torch.Tensor, motions: torch.Tensor | None

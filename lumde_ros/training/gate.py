@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lumde_ros.data.triplets import TripletData
+from lumde_ros.data.triplets import TripletData, camera_motions
 from lumde_ros.errors import InferenceError, ModelLoadError
 from lumde_ros.geometry import warp
 from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
@@ -75,9 +75,7 @@ def held_out_motions(data: TripletData, pose_net: nn.Module | None) -> torch.Ten
     """Motions target -> (previous, next) of every held-out triplet: odometry where the data
     has it, else the pose network's."""
     if data.poses is not None:
-        target = data.poses[data.triplets[:, 1]]
-        return torch.stack([torch.linalg.inv(data.poses[data.triplets[:, j]]) @ target
-                            for j in (0, 2)], dim=1).float()
+        return camera_motions(data.poses, data.triplets).float()
     if pose_net is None:
         raise ValueError("held-out frames without odometry need a pose network")
     batch = data.batch(range(len(data)), torch.Generator(), flip=False, color_jitter=0.0)

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from lumde_ros.data.recording import RecordedFrame
-from lumde_ros.data.sampling import camera_motion, triplets
+from lumde_ros.data.sampling import triplets
+from lumde_ros.data.triplets import camera_motions
 from lumde_ros.geometry import Intrinsics
 
 
@@ -27,11 +29,13 @@ def test_without_poses_direct_neighbours():
     assert triplets(_frames([0, 0, 0, 0], with_pose=False), 0.05) == [(0, 1, 2), (1, 2, 3)]
 
 
-def test_camera_motion_maps_target_points_into_the_source_frame():
-    a, b = _frames([0.0, 0.3])
-    point_in_a = np.array([1.0, 0.0, 2.0, 1.0])
-    # b sits 0.3 m further along x, so the same world point is 0.3 m less far in x from b
-    np.testing.assert_allclose(camera_motion(a, b) @ point_in_a, [0.7, 0.0, 2.0, 1.0])
+def test_camera_motions_map_target_points_into_the_source_frames():
+    poses = torch.from_numpy(np.stack([f.odom_from_camera for f in _frames([0.0, 0.3, 0.5])]))
+    motions = camera_motions(poses, torch.tensor([[0, 1, 2]]))[0].numpy()
+    point_in_target = np.array([1.0, 0.0, 2.0, 1.0])
+    # the target sits 0.3 m further along x than the previous camera, the next 0.2 m beyond
+    np.testing.assert_allclose(motions[0] @ point_in_target, [1.3, 0.0, 2.0, 1.0])
+    np.testing.assert_allclose(motions[1] @ point_in_target, [0.8, 0.0, 2.0, 1.0])
 
 
 def test_keyframe_chooser_keeps_by_mode():
