@@ -4,17 +4,21 @@ the student trained self-supervised only (no teacher); student + pixel-wise; + p
 metrics (median-scaled and unscaled), parameters, MACs and CPU forward time at 320x256
 (median of 30 after warm-up, PyTorch, 2 threads, all in this run).
 
-    .venv/bin/python benchmarks/distill.py --work /tmp/teacher-bench [--steps 3000]
+    .venv/bin/python benchmarks/distill.py --work /tmp/teacher-bench [--steps 2000] [--jobs 2]
 
 --work is shared with benchmarks/teacher.py: its recordings and its odometry-route teacher
-are reused (trained here with the same command when missing). Re-running resumes.
+are reused (trained here with the same command when missing). Re-running resumes. --jobs N
+trains N students at once, each on cores/N threads (small networks use a core better alone
+than two threads share it).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +62,13 @@ def cost(model: Path) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--steps", type=int, default=3000, help="steps of each student")
+    ap.add_argument("--steps", type=int, default=2000, help="steps of each student")
     ap.add_argument("--teacher-steps", type=int, default=3000)
     ap.add_argument("--train-bags", type=int, default=8)
     ap.add_argument("--train-frames", type=int, default=250)
     ap.add_argument("--eval-bags", type=int, default=4)
     ap.add_argument("--eval-frames", type=int, default=100)
+    ap.add_argument("--jobs", type=int, default=1, help="students trained at once")
     args = ap.parse_args()
     train_bags = simulate(args.work / "train", range(args.train_bags), args.train_frames)
     eval_bags = simulate(args.work / "eval", range(EVAL_SEED_START,
@@ -72,15 +77,21 @@ def main() -> None:
     teacher = Path(train("train-teacher", args.work / "odometry", train_bags,
                          args.teacher_steps, "teacher:\n  data:\n    pose: odometry\n")
                    ["checkpoint"])
-    models = {"teacher": teacher}
-    runs = {}
-    for name, losses in VARIANTS.items():
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else 0
+    config = f"distill:\n  run:\n    threads: {threads}\n"
+
+    def student(losses: str) -> dict:
         folder = args.work / ("student-" + losses.replace(",", "-"))
         needs_teacher = losses != "photo"
-        runs[name] = train("distill", folder, train_bags, args.steps, "distill: {}\n",
-                           ("--losses", losses,
-                            *(("--teacher", str(teacher)) if needs_teacher else ())))
-        models[name] = Path(runs[name]["checkpoint"])
+        return train("distill", folder, train_bags, args.steps, config,
+                     ("--losses", losses, *(("--teacher", str(teacher)) if needs_teacher else ())))
+
+    with ThreadPoolExecutor(args.jobs) as pool:  # the costliest (full LUMDE) first
+        started = list(reversed(VARIANTS.items()))
+        done = dict(zip((name for name, _ in started),
+                        pool.map(student, (losses for _, losses in started))))
+    runs = {name: done[name] for name in VARIANTS}
+    models = {"teacher": teacher, **{name: Path(run["checkpoint"]) for name, run in runs.items()}}
     results = {name: {"metrics": evaluate(model, eval_bags)["all"], **cost(model),
                       "forward_ms": forward_ms(model)} for name, model in models.items()}
     print(f"\nheld out: {args.eval_bags} x {args.eval_frames} frames (seeds "

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lumde_ros.checkpoint import Checkpoint, checkpoint_from_net, load_checkpoint
+from lumde_ros.checkpoint import Checkpoint, load_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.errors import ConfigError, TrainingError
 from lumde_ros.export import checkpoint_digest
@@ -24,8 +24,8 @@ from lumde_ros.losses.self_supervised import self_supervised
 from lumde_ros.models import DepthNetOutput, PoseNet, StudentDepthNet, construct
 from lumde_ros.models.discriminator import TransformerDiscriminator
 from lumde_ros.training.config import DistillConfig
-from lumde_ros.training.run import (Distributed, Update, initial_depth_net, model_provenance,
-                                    read_state, run_trainer)
+from lumde_ros.training.run import (Distributed, Objective, Update, initial_depth_net,
+                                    model_provenance, read_state, run_trainer)
 
 LOSSES = ("pixel", "pair", "gan", "photo")
 # Losses that read the teacher; `photo` alone trains a student without one.
@@ -45,7 +45,7 @@ def _frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-class DistillObjective:
+class DistillObjective(Objective):
     """Student depth network (+ its pose network with `photo`, + the discriminator with
     `gan`); the teacher is frozen. With `gan` each step updates the discriminator, then the
     student. `init`: a student checkpoint to fine-tune instead of starting fresh."""
@@ -69,6 +69,7 @@ class DistillObjective:
                 "set data.pose: learned")
         self.teacher_checkpoint = teacher
         self.metric = teacher.metric if teacher is not None else data.metric
+        self.depth_scale = teacher.depth_scale if teacher is not None else 1.0
         torch.manual_seed(config.run.seed)
         student, self.arch_config = initial_depth_net("student", config.model, init)
         self.modules: dict[str, nn.Module] = {"depth": student}
@@ -169,16 +170,6 @@ class DistillObjective:
                 for j, source in enumerate(batch.sources)], dim=1).min(dim=1, keepdim=True)[0]
             scale = errors.mean(dim=(2, 3), keepdim=True).clamp_min(1e-6)
             return torch.exp(-errors / scale)
-
-    def export(self, provenance: dict[str, Any]) -> Checkpoint:
-        data = self.config.data
-        scale = self.teacher_checkpoint.depth_scale if self.teacher_checkpoint else 1.0
-        return checkpoint_from_net(self.modules["depth"], "student", self.arch_config,
-                                   data.input_width, data.input_height, self.metric, scale,
-                                   provenance)
-
-    def preview(self, images: torch.Tensor) -> torch.Tensor:
-        return self.modules["depth"](images).disps[0]
 
 
 def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: str | Path,

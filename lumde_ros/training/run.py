@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from lumde_ros.checkpoint import Checkpoint, resolved_arch_config, save_checkpoint
+from lumde_ros.checkpoint import (Checkpoint, checkpoint_from_net, resolved_arch_config,
+                                  save_checkpoint)
 from lumde_ros.data.triplets import Batch, TripletData, load_triplets
 from lumde_ros.errors import TrainingError
 from lumde_ros.export import checkpoint_digest
@@ -50,18 +51,29 @@ class Update:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
 
-class Objective(Protocol):
-    """What a trainer provides to `train`."""
+class Objective:
+    """What a trainer provides to `train`: its modules (everything trained, saved and restored
+    by name; the served depth network is modules["depth"]), its updates, its settings and what
+    its checkpoint says about the depth (metric, scale)."""
 
-    name: str                       # names the exported checkpoint file: <name>.pt
-    modules: dict[str, nn.Module]   # everything trained, saved and restored by name
+    name: str                       # the exported checkpoint's file name (<name>.pt) and arch
+    modules: dict[str, nn.Module]
     updates: list[Update]
+    config: Any                     # a TrainerConfig
+    arch_config: dict[str, Any]
+    metric: bool
+    depth_scale: float = 1.0
 
     def export(self, provenance: dict[str, Any]) -> Checkpoint:
         """The served network as a checkpoint in the common format."""
+        data = self.config.data
+        return checkpoint_from_net(self.modules["depth"], self.name, self.arch_config,
+                                   data.input_width, data.input_height, self.metric,
+                                   self.depth_scale, provenance)
 
     def preview(self, images: torch.Tensor) -> torch.Tensor:
         """Finest disparity (B, 1, H, W) in [0, 1] of images (B, 3, H, W), for training.png."""
+        return self.modules["depth"](images).disps[0]
 
 
 def initial_depth_net(arch: str, model_config: dict[str, Any],

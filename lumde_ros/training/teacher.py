@@ -11,16 +11,16 @@ from typing import Any
 
 import torch
 
-from lumde_ros.checkpoint import Checkpoint, checkpoint_from_net, load_checkpoint
+from lumde_ros.checkpoint import Checkpoint, load_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.losses.self_supervised import self_supervised
 from lumde_ros.models import PoseNet, TeacherDepthNet, construct
 from lumde_ros.training.config import TeacherConfig
-from lumde_ros.training.run import (Distributed, Update, initial_depth_net, model_provenance,
-                                    run_trainer)
+from lumde_ros.training.run import (Distributed, Objective, Update, initial_depth_net,
+                                    model_provenance, run_trainer)
 
 
-class TeacherObjective:
+class TeacherObjective(Objective):
     """Teacher depth network and pose network, one Adam optimiser over both. `init`: a
     teacher checkpoint to fine-tune (its pose network is not stored: that one starts fresh)."""
 
@@ -42,15 +42,6 @@ class TeacherObjective:
         loss, terms = self_supervised(self.depth(batch.target).disps, self.pose, batch,
                                       net.near_m, net.far_m, self.config.loss)
         return loss, {k: float(v.detach()) for k, v in terms.items()}
-
-    def export(self, provenance: dict[str, Any]) -> Checkpoint:
-        data = self.config.data
-        return checkpoint_from_net(self.modules["depth"], "teacher", self.arch_config,
-                                   data.input_width, data.input_height, self.metric, 1.0,
-                                   provenance)
-
-    def preview(self, images: torch.Tensor) -> torch.Tensor:
-        return self.modules["depth"](images).disps[0]
 
 
 def train_teacher(bags: Sequence[str | Path], out: str | Path, config_path: str | Path | None,
