@@ -1,6 +1,7 @@
 """Backends compared in one run: the network forward alone per backend (median of 50 after
-warm-up, 320x256), then the depth node end to end per backend with a 30 Hz 640x480 camera in
-another process and the point cloud on.
+warm-up, 320x256) for the default student and the default teacher, then the depth node end to
+end per backend (serving the default student at its own input size) with a 30 Hz 640x480
+camera in another process and the point cloud on.
 
     .venv/bin/python benchmarks/backends.py [--seconds 15] [--threads 2]
 """
@@ -20,10 +21,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     backends = installed_backends()
-    forward = {b: bare_forward_ms(args.threads, b) for b in backends}
-    print(f"default student, 320x256, {args.threads} threads: forward median of 50")
-    for b, ms in forward.items():
-        print(f"  {b:>12}: {ms:6.2f} ms  ({forward['torch'] / ms:4.1f}x PyTorch eager)")
+    for role in ("student", "teacher"):
+        forward = {b: bare_forward_ms(args.threads, b, role=role, width=320, height=256)
+                   for b in backends}
+        print(f"default {role}, 320x256, {args.threads} threads: forward median of 50")
+        for b, ms in forward.items():
+            print(f"  {b:>12}: {ms:7.2f} ms  ({forward['torch'] / ms:4.1f}x PyTorch eager)")
     print("\ndepth node, 640x480 rgb8 camera at 30 Hz, points on:")
     print(f"  {'backend':>12} {'node Hz':>8} {'recv Hz':>8} {'lat p50':>8} {'lat p95':>8} "
           f"{'CPU ms/frame':>13} {'dropped':>8}")

@@ -49,12 +49,17 @@ def publish(rate_hz: float) -> None:
         pass
 
 
-def bare_forward_ms(threads: int, backend: str = "torch", runs: int = 50) -> float:
-    """Median network forward alone (after 10 warm-up runs) at the default 320x256 input."""
-    from lumde_ros.checkpoint import untrained_student
-    from lumde_ros.inference import Predictor
+def bare_forward_ms(threads: int, backend: str = "torch", runs: int = 50, role: str = "student",
+                    width: int = 0, height: int = 0) -> float:
+    """Median network forward alone (after 10 warm-up runs) of the default `role` model
+    (shipped, else the untrained student) at width x height (0: the model's own size)."""
+    from lumde_ros.checkpoint import load_checkpoint
+    from lumde_ros.inference import Predictor, default_model, shipped_weights
 
-    predictor = Predictor(untrained_student(), threads=threads, backend=backend)
+    checkpoint = default_model()[0] if role == "student" else load_checkpoint(
+        shipped_weights(role))
+    predictor = Predictor(checkpoint, threads=threads, backend=backend, input_width=width,
+                          input_height=height)
     rgb = np.random.default_rng(0).integers(0, 256, (predictor.height, predictor.width, 3),
                                             np.uint8)
     times = []
@@ -144,7 +149,7 @@ def main() -> None:
         return
     forward_ms = bare_forward_ms(args.threads, args.backend)
     m = measure_node(args.backend, args.threads, args.seconds, args.warmup, args.rate_hz)
-    print(f"camera: {WIDTH}x{HEIGHT} rgb8 at {args.rate_hz:g} Hz (reliable), network 320x256, "
+    print(f"camera: {WIDTH}x{HEIGHT} rgb8 at {args.rate_hz:g} Hz (reliable), default model, "
           f"points on, backend {m['backend']}, threads {args.threads}, {args.seconds:g} s after "
           f"{args.warmup:g} s warm-up")
     print(f"bare forward (same run, node not started)  median {forward_ms:7.2f} ms")

@@ -1,8 +1,9 @@
 """Reproduce the weights shipped in weights/: simulate the training recordings (seeds 0-7),
 train the default teacher on the odometry route and distil the default student (full LUMDE)
 with the project's own commands and default settings, check that half-precision storage
-changes no reported figure on the held-out recordings (seeds 1000-1003), and write
-weights/teacher.pt and weights/student.pt.
+changes no reported figure (the held-out metrics, recordings of seeds 1000-1003, as the
+README reports them) by more than TOLERANCE, and write weights/teacher.pt and
+weights/student.pt.
 
     .venv/bin/python scripts/train_default_models.py --work /tmp/teacher-bench
 
@@ -21,7 +22,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from training_runs import MAX_DEPTH_M, MIN_DEPTH_M, simulate, train  # noqa: E402
+from training_runs import (MAX_DEPTH_M, MIN_DEPTH_M, aggregate, simulate,  # noqa: E402
+                           train)
 
 from lumde_ros.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from lumde_ros.evaluation import PROTOCOLS, evaluate_recording  # noqa: E402
@@ -30,20 +32,25 @@ from lumde_ros.sim.recording import EVAL_SEED_START  # noqa: E402
 TEACHER_STEPS, STUDENT_STEPS = 3000, 2000
 # Half precision is kept only if no reported metric moves by more than this.
 TOLERANCE = 5e-4
+# Tensors up to this size (biases, normalisation statistics) stay float32: they are a
+# negligible share of the bytes and the most sensitive to rounding.
+SMALL = 4096
 
 
 def half(checkpoint: Checkpoint) -> Checkpoint:
-    """The checkpoint with float weights stored as float16 (loaded back into float32)."""
+    """The checkpoint with its large float tensors stored as float16 (loaded back into
+    float32)."""
     return dataclasses.replace(checkpoint, state_dict={
-        k: v.half() if v.is_floating_point() else v for k, v in checkpoint.state_dict.items()})
+        k: v.half() if v.is_floating_point() and v.numel() > SMALL else v
+        for k, v in checkpoint.state_dict.items()})
 
 
 def metrics(path: Path, bags: list[Path]) -> list[float]:
-    values = []
-    for bag in bags:
-        result = evaluate_recording(bag, path, MIN_DEPTH_M, MAX_DEPTH_M)
-        values += [result[p][m] for p in PROTOCOLS for m in sorted(result[p])]
-    return values
+    """The held-out figures the README reports: frame-weighted over all recordings."""
+    per_bag = [(bag.name.split("-")[0], evaluate_recording(bag, path, MIN_DEPTH_M, MAX_DEPTH_M))
+               for bag in bags]
+    overall = aggregate(per_bag)["all"]
+    return [overall[p][m] for p in PROTOCOLS for m in sorted(overall[p])]
 
 
 def ship(run_checkpoint: Path, name: str, eval_bags: list[Path]) -> str:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lumde_ros.inference import shipped_weights
+
 LUMDE = str(Path(sys.executable).parent / "lumde")
 
 
@@ -34,7 +36,8 @@ def test_info_reports_size_and_cost(student_path):
     assert pair["student"]["macs"] == info["macs"] and pair["mac_ratio"] <= 0.05
     assert abs(pair["mac_ratio"] - info["macs"] / pair["teacher"]["macs"]) < 1e-3
     text = run("info").stdout
-    assert "untrained" in text and "parameters" in text and "of the MACs" in text
+    assert str(shipped_weights("student")) in text  # the default model: the shipped student
+    assert "parameters" in text and "of the MACs" in text
 
 
 def test_info_refuses_a_corrupt_model_without_a_traceback(tmp_path):

@@ -170,7 +170,7 @@ def test_colcon_build_gives_the_layout_ros2_run_and_launch_expect(tmp_path):
     share = prefix / "share" / "lumde_ros"
     for rel in ("package.xml", "launch/depth.launch.py", "launch/train.launch.py",
                 "config/depth.yaml", "config/trainer.yaml", "config/train.yaml",
-                "config/lumde.rviz"):
+                "config/lumde.rviz", "weights/student.pt", "weights/teacher.pt"):
         assert (share / rel).is_file(), rel
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" /
             "lumde_ros").is_file()

@@ -349,8 +349,8 @@ class DepthNode(Node):
     def _model_problems(self) -> list[str]:
         problems = []
         if not self._served.predictor.checkpoint.trained:
-            problems.append("no model_path set: serving an untrained student, its depth is not "
-                            "meaningful; set model_path to a trained checkpoint")
+            problems.append(f"serving an untrained student ({self._served.name}): its depth is "
+                            "not meaningful; set model_path to a trained checkpoint")
         if not self._served.scale.metric:
             problems.append("the model's depth is relative, not metres: set scale_mode:=fixed and "
                             "depth_scale, or use a model trained with odometry")

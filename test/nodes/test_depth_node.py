@@ -8,6 +8,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage
 
 from lumde_ros.config import node_defaults
+from lumde_ros.inference import shipped_weights
 from lumde_ros.nodes.depth_node import PARAMS
 from lumde_ros.ros.camera_info import camera_intrinsics
 from lumde_ros.ros.image import image_to_depth
@@ -54,8 +55,9 @@ def test_diagnostics_report_model_rate_and_latency(graph_factory, frames):
     wait_until(lambda: int(g.diagnostics().get("processed_frames", 0)) >= len(frames),
                what="diagnostics")
     d = g.diagnostics()
-    assert d["model_path"] == "(built-in untrained student)" and "untrained" in d["model"]
-    assert d["backend"] in ("torch", "onnxruntime", "openvino") and d["metric"] == "False"
+    # Without model_path the node serves the student the package ships: trained and metric.
+    assert d["model_path"] == str(shipped_weights("student")) and "student" in d["model"]
+    assert d["backend"] in ("torch", "onnxruntime", "openvino") and d["metric"] == "True"
     assert float(d["latency_p50_ms"]) > 0 and float(d["forward_p50_ms"]) > 0
     assert d["input_qos"] == "reliable" and d["intrinsics"] == "camera_info"
 

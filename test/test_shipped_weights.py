@@ -1,0 +1,63 @@
+"""The weights the package ships: made by scripts/train_default_models.py from training scenes
+only, served by default, metric, and far better than an untrained network on a scene they
+never saw."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from lumde_ros.checkpoint import load_checkpoint, save_checkpoint, untrained_student
+from lumde_ros.data.triplets import load_triplets
+from lumde_ros.evaluation import evaluate_recording
+from lumde_ros.inference import default_model, shipped_weights
+from lumde_ros.sim.recording import EVAL_SEED_START, SimulateOptions, simulate
+from lumde_ros.training.gate import gate
+
+
+@pytest.fixture(scope="module")
+def held_out_scene(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("held-out") / "corridor"
+    simulate(SimulateOptions(out=out, seed=EVAL_SEED_START + 7, frames=16, kind="corridor"),
+             progress=False)
+    return out
+
+
+@pytest.mark.parametrize("role", ["student", "teacher"])
+def test_shipped_weights_say_how_they_were_made(role):
+    checkpoint = load_checkpoint(shipped_weights(role))
+    assert checkpoint.arch == role and checkpoint.metric and checkpoint.trained
+    provenance = checkpoint.provenance
+    assert "scripts/train_default_models.py" in provenance["shipped_by"]
+    assert provenance["seed"] == 0 and provenance["pose_route"] == "odometry"
+    assert provenance["storage"] in ("float16", "float32") and provenance["steps"] > 0
+    seeds = [int(r["bag"].rsplit("-", 1)[1]) for r in provenance["recordings"]]
+    assert seeds and max(seeds) < EVAL_SEED_START  # never an evaluation scene
+    limit_mb = 2 if role == "student" else 40
+    assert shipped_weights(role).stat().st_size < limit_mb * 1e6
+
+
+def test_the_shipped_student_serves_by_default_and_measures_metres(held_out_scene, tmp_path):
+    checkpoint, name = default_model()
+    assert name == str(shipped_weights("student")) and checkpoint.metric
+    trained = evaluate_recording(held_out_scene, None, 0.1, 10.0)
+    untrained = evaluate_recording(
+        held_out_scene, save_checkpoint(untrained_student(), tmp_path / "u.pt"), 0.1, 10.0)
+    assert trained["unscaled"]["abs_rel"] < 0.5 * untrained["unscaled"]["abs_rel"]
+    assert trained["median_scaled"]["a1"] > untrained["median_scaled"]["a1"] + 0.2
+
+
+def test_the_gate_keeps_a_trained_model_and_refuses_it_at_the_wrong_scale(
+        held_out_scene, tmp_path):
+    student = shipped_weights("student")
+    checkpoint = load_checkpoint(student)
+    data = load_triplets([held_out_scene], checkpoint.input_width, checkpoint.input_height,
+                         "odometry", 0.05, holdout=0.5, held_out=True)
+    same = gate(student, student, data, None, 0.02, 0.85)
+    assert same["accepted"] and math.isfinite(same["serving"]["photometric_error"])
+    for factor in (0.33, 3.0):  # the same depth in the wrong unit explains the motion worse
+        wrong = save_checkpoint(dataclasses.replace(
+            checkpoint, depth_scale=checkpoint.depth_scale * factor), tmp_path / "wrong.pt")
+        verdict = gate(wrong, student, data, None, 0.02, 0.85)
+        assert not verdict["accepted"], verdict
