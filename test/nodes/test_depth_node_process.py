@@ -17,6 +17,7 @@ from rclpy.executors import MultiThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from lumde_ros.inference import default_model
 from lumde_ros.nodes.demo import CameraPlayer, OutputRecorder
 from lumde_ros.nodes.qos import profile
 from lumde_ros.ros.image import rgb_to_image
@@ -74,7 +75,9 @@ def test_serves_bad_input_and_shuts_down_cleanly(process_graph, tmp_path):
     good_frame_served()
     wait_until(lambda: recorder.received("points"), what="points")
     cloud = recorder.received("points")[-1]
-    assert (cloud.width, cloud.height) == (160, 128)  # points_stride 2 from the params file
+    network = default_model()[0]
+    # points_stride 2 from the params file, on the default model's network resolution
+    assert (cloud.width, cloud.height) == (network.input_width // 2, network.input_height // 2)
 
     def raw(**fields) -> Image:
         msg = rgb_to_image(rgb, Header(stamp=player.get_clock().now().to_msg()))
