@@ -106,6 +106,11 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
     thread.start()
     try:
         time.sleep(warmup)
+        deadline = time.monotonic() + 60.0  # a loaded machine starts the node slower
+        while "processed_frames" not in recorder.last_diagnostics():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the depth node published no diagnostics within a minute")
+            time.sleep(0.5)
         with lock:
             arrivals.clear()
         points_before = len(recorder.received("points"))
