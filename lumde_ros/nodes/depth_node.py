@@ -19,12 +19,11 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
@@ -36,6 +35,7 @@ from lumde_ros.errors import ConfigError, IntrinsicsError, LumdeError
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.inference import (BACKEND_CHOICES, SCALE_MODES, DepthScale, Predictor,
                                  load_model_or_default, resolve_scale)
+from lumde_ros.nodes.entry import run_node
 from lumde_ros.nodes.params import ParamSpec, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, MatchedSubscription, profile
 from lumde_ros.nodes.throttle import Throttle
@@ -378,24 +378,7 @@ class DepthNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run lumde_ros depth_node`."""
-    rclpy.init(args=args)
-    try:
-        node = DepthNode()
-    except LumdeError as err:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DepthNode, lambda: SingleThreadedExecutor(), NODE_NAME, args)
 
 
 if __name__ == "__main__":

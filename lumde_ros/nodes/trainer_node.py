@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter as ParameterMsg
@@ -33,7 +32,7 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -46,6 +45,7 @@ from lumde_ros.data.sampling import KEYFRAME_MODES, KeyframeChooser
 from lumde_ros.errors import BagError, LumdeError
 from lumde_ros.files import atomic_path
 from lumde_ros.nodes.bag_io import BagWriter, type_name
+from lumde_ros.nodes.entry import run_node
 from lumde_ros.nodes.params import ParamSpec, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, MatchedSubscription, profile
 from lumde_ros.ros.diagnostics import diagnostic_array
@@ -473,26 +473,8 @@ def _answer(response: Trigger.Response, success: bool, message: str) -> Trigger.
 
 def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run lumde_ros trainer_node`."""
-    rclpy.init(args=args)
-    try:
-        node = TrainerNode()
-    except LumdeError as err:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {err}")
-        rclpy.try_shutdown()
-        return 1
     # Service handlers wait for the depth node's answers while other callbacks run.
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(TrainerNode, lambda: MultiThreadedExecutor(num_threads=4), NODE_NAME, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""One node as its own process: what `ros2 run` starts for every lumde_ros executable."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.node import Node
+
+from lumde_ros.errors import LumdeError
+
+
+def run_node(make_node: Callable[[], Node], make_executor: Callable[[], Executor], name: str,
+             args: list[str] | None) -> int:
+    """Start the node (a LumdeError while starting is logged as fatal: exit status 1), spin it
+    until Ctrl-C or SIGTERM, then destroy it (its own clean-up runs there) and shut down."""
+    rclpy.init(args=args)
+    try:
+        node = make_node()
+    except LumdeError as err:
+        rclpy.logging.get_logger(name).fatal(f"cannot start: {err}")
+        rclpy.try_shutdown()
+        return 1
+    executor = make_executor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
