@@ -70,6 +70,13 @@ def bare_forward_ms(threads: int, backend: str = "torch", runs: int = 50, role: 
     return statistics.median(times)
 
 
+def stop(*processes: subprocess.Popen) -> None:
+    """Ctrl-C each process (nodes shut down cleanly on it) and wait for it."""
+    for p in processes:
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=15)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -121,9 +128,7 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
             window = list(arrivals)
         clouds = len(recorder.received("points")) - points_before
     finally:
-        for p in (camera, node):
-            p.send_signal(signal.SIGINT)
-            p.wait(timeout=15)
+        stop(camera, node)
         executor.shutdown()
         rclpy.try_shutdown()
     frames = int(diag1["processed_frames"]) - int(diag0["processed_frames"])

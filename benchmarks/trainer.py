@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from depth_node import HEIGHT, WIDTH, cpu_seconds, measure_node
+from depth_node import HEIGHT, WIDTH, cpu_seconds, measure_node, stop
 
 from lumde_ros.training.background import FinetuneProcess
 from lumde_ros.training.finetune import FinetuneOptions
@@ -85,9 +84,7 @@ def measure_recording(work: Path, seconds: float, rate_hz: float) -> dict[str, f
         cpu1, t1 = cpu_seconds(node.pid), time.monotonic()
         call("stop_recording")
     finally:
-        for p in (camera, node):
-            p.send_signal(signal.SIGINT)
-            p.wait(timeout=15)
+        stop(camera, node)
         client_node.destroy_node()
         rclpy.try_shutdown()
     with Recording(bag, ground_truth=False) as recording:

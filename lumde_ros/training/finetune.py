@@ -134,10 +134,11 @@ def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
     for phase, phase_steps in zip(PHASES, (options.teacher_steps, options.student_steps)):
         folder = out / phase
         again = (folder / STATE_FILE).exists()
-        if again and read_state(folder)["step"] >= phase_steps:
+        done = read_state(folder)["step"] if again else 0
+        if done >= phase_steps:
             # Finished before: leave its checkpoint untouched (the next phase checks it).
             summary[phase] = {"checkpoint": str(folder / f"{phase}.pt"), "finished": True,
-                              "step": read_state(folder)["step"], "steps": phase_steps}
+                              "step": done, "steps": phase_steps}
             continue
         given = {"bags": [] if again else asked["bags"], "out": folder,
                  "config_path": None if again else overlay, "steps": phase_steps,
@@ -165,8 +166,8 @@ def judge(out: Path, bags: list[str], serving: str | None,
                          config.data.pose, config.data.min_baseline_m, options.holdout,
                          held_out=True)
     pose_net = None
-    modules = read_state(out / "student")["modules"]
-    if not data.metric:
+    if not data.metric:  # only then is the run's pose network needed (its state is large)
+        modules = read_state(out / "student")["modules"]
         if "pose" not in modules:
             raise TrainingError("the recordings have no odometry and the distillation trained "
                                 "no pose network (losses without photo): the gate has no "

@@ -102,6 +102,12 @@ class TrainerGraph:
         self.first = self.sent
         return self.call("start_recording")
 
+    def train(self) -> Path:
+        """Call ~/train (it must start) and return the run folder it names."""
+        started = self.call("train")
+        assert started.success, started.message
+        return Path(started.message.split(" in ")[1].split(" (pid")[0])
+
     def status(self) -> dict[str, str]:
         return {kv.key: kv.value for kv in self.statuses[-1].values} if self.statuses else {}
 
@@ -124,6 +130,11 @@ def trainer_graph(ros, tmp_path):
         g.close()
 
 
+def recorded_bag(answer: Trigger.Response) -> Path:
+    """The bag a successful ~/start_recording answer names."""
+    return Path(answer.message.split("recording into ")[1])
+
+
 def read_bag(path: Path) -> dict[str, list]:
     """Every message of a recording, deserialized, per topic."""
     with AnyReader([path]) as reader:
@@ -137,7 +148,7 @@ def test_recording_writes_every_message_untouched_into_a_readable_bag(trainer_gr
     g = trainer_graph(keyframes="all")
     answer = g.start()
     assert answer.success, answer.message
-    bag = Path(answer.message.split("recording into ")[1])
+    bag = recorded_bag(answer)
     g.stream(6)
     wait_until(lambda: g.status().get("recorded_images") == "6", what="status")
     assert g.status()["phase"] == "recording"
@@ -176,7 +187,7 @@ def test_compressed_transport_records_the_compressed_stream_as_sent(trainer_grap
         payloads.append(jpeg.tobytes())
         wait_until(lambda: g.node._recording.images == k + 1, what=f"image {k}")
     g.call("stop_recording")
-    recorded = read_bag(Path(answer.message.split("recording into ")[1]))[
+    recorded = read_bag(recorded_bag(answer))[
         f"{g.namespace}/image/compressed"]
     assert [bytes(m.data) for m in recorded] == payloads
     assert all(m.format == "jpeg" for m in recorded)
@@ -190,7 +201,7 @@ def test_baseline_keyframes_keep_one_frame_per_distance_travelled(trainer_graph)
     wait_until(lambda: g.node._recording.skipped + g.node._recording.images == 9,
                what="nine frames seen")
     g.call("stop_recording")
-    images = read_bag(Path(answer.message.split("recording into ")[1]))[f"{g.namespace}/image"]
+    images = read_bag(recorded_bag(answer))[f"{g.namespace}/image"]
     assert len(images) == 3
 
 
@@ -212,7 +223,7 @@ def test_a_nearly_full_disk_ends_a_recording_while_the_bag_can_still_be_closed(
     wait_until(lambda: g.node._recording is None, what="automatic stop")
     wait_until(lambda: "nearly full" in (g.statuses[-1].message if g.statuses else ""),
                what="status names the disk")
-    images = read_bag(Path(answer.message.split("recording into ")[1]))[f"{g.namespace}/image"]
+    images = read_bag(recorded_bag(answer))[f"{g.namespace}/image"]
     assert len(images) == 1
 
 
@@ -263,7 +274,7 @@ def test_a_node_stopped_by_signal_while_recording_leaves_a_readable_bag(
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, output
-    messages = read_bag(Path(answer.message.split("recording into ")[1]))
+    messages = read_bag(recorded_bag(answer))
     assert len(messages[f"{namespace}/image"]) == 4, output
     assert "node shutting down" in output
 
@@ -298,9 +309,7 @@ def test_training_runs_in_the_background_deploys_the_accepted_student_and_rolls_
     # A wide margin: these two tiny steps must pass the gate whatever they change.
     g, depth, outputs = fine_tune_graph(tmp_path, student_path, tiny_teacher, gate_margin=10.0)
     try:
-        started = g.call("train")
-        assert started.success, started.message
-        run = Path(started.message.split(" in ")[1].split(" (pid")[0])
+        run = g.train()
         before = len(outputs.received("depth/image"))
         while g.status().get("phase") not in ("deployed", "failed", "rejected"):
             g.stream(1, recording=False)  # the camera keeps streaming into the depth node
@@ -329,10 +338,8 @@ def test_a_cancelled_fine_tune_is_resumable_and_a_corrupted_student_is_rejected(
         ros, tmp_path, student_path, tiny_teacher):
     g, depth, _ = fine_tune_graph(tmp_path, student_path, tiny_teacher, teacher_steps=100000)
     try:
-        started = g.call("train")
-        assert started.success, started.message
-        run = Path(started.message.split(" in ")[1].split(" (pid")[0])
-        wait_until(lambda: g.status().get("phase") == "training teacher", 120, "progress")
+        run = g.train()
+        wait_phase(g, "training teacher", 120)
         cancelled = g.call("cancel")
         assert cancelled.success and "--resume" in cancelled.message
         assert (run / "teacher" / "state.pt").is_file()
@@ -343,7 +350,7 @@ def test_a_cancelled_fine_tune_is_resumable_and_a_corrupted_student_is_rejected(
         g.node.set_parameters([
             Parameter("teacher_steps", value=2), Parameter("train_config", value=str(
                 finetune_overlay(tmp_path / "blowup.yaml", learning_rate=1e30)))])
-        assert g.call("train").success
+        g.train()
         wait_phase(g, "rejected")
         assert "cannot serve" in g.statuses[-1].message
         assert g.status()["accepted"] == "False" and g.status()["exit_status"] == "3"
