@@ -112,7 +112,6 @@ class Recording:
     chooser: KeyframeChooser
     started: float
     subscriptions: list
-    camera_info: bytes | None = None
     position: np.ndarray | None = None
     images: int = 0
     skipped: int = 0  # frames that were not keyframes
@@ -188,13 +187,13 @@ class TrainerNode(Node):
                 return _answer(response, False, str(err))
             chooser = KeyframeChooser(self._p["keyframes"], self._p["keyframe_period_s"],
                                       self._p["keyframe_baseline_m"])
-            self._topics = {"image": image, "camera_info": info, "odom": odom}
+            self._topics = {"image": image, "odom": odom}
             self._recording = rec = Recording(bag, chooser, time.monotonic(), [])
             group, policy = self._record_group, self._p["input_qos"]
             rec.subscriptions = [
                 MatchedSubscription(self, image_type, image, self._on_image, policy, 10, group,
                                     raw=True),
-                MatchedSubscription(self, CameraInfo, info, self._on_camera_info, policy, 10,
+                MatchedSubscription(self, CameraInfo, info, self._writer(info), policy, 10,
                                     group, raw=True),
                 MatchedSubscription(self, Odometry, odom, self._on_odometry, policy, 50, group,
                                     raw=True)]
@@ -254,11 +253,6 @@ class TrainerNode(Node):
                 self._finish_recording("recording failed")
         return False
 
-    def _on_camera_info(self, raw: bytes) -> None:
-        rec = self._recording
-        if rec is not None:
-            rec.camera_info = raw  # written with the next kept image
-
     def _on_odometry(self, raw: bytes) -> None:
         rec = self._recording
         if rec is not None and self._write(self._topics["odom"], raw):
@@ -272,8 +266,6 @@ class TrainerNode(Node):
         if not rec.chooser.keep(self.get_clock().now().nanoseconds * 1e-9, rec.position):
             rec.skipped += 1
             return
-        if rec.camera_info is not None:
-            self._write(self._topics["camera_info"], rec.camera_info)
         if self._write(self._topics["image"], raw):
             rec.images += 1
         limit = None

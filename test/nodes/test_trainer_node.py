@@ -29,7 +29,7 @@ from tiny import finetune_overlay
 
 from lumde_ros.nodes.demo import CameraPlayer, OutputRecorder
 from lumde_ros.nodes.depth_node import DepthNode
-from lumde_ros.nodes.qos import profile
+from lumde_ros.nodes.qos import MatchedSubscription, profile
 from lumde_ros.nodes.trainer_node import TrainerNode
 from lumde_ros.sim.corridor import CorridorSequence
 
@@ -78,6 +78,12 @@ class TrainerGraph:
         wait_until(lambda: self.camera.image_pub.get_subscription_count() > 0
                    and (self.odom_pub.get_subscription_count() > 0 or not recording),
                    what="subscriber discovery")
+        if recording and self.node is not None:
+            # input_qos auto re-creates a subscription once it sees the reliable publisher;
+            # frames sent before that could be lost in the swap.
+            wait_until(lambda: self.node._recording is None or all(
+                sub.reliability == "reliable" for sub in self.node._recording.subscriptions
+                if isinstance(sub, MatchedSubscription)), what="reliable recording")
         for _ in range(frames):
             t = self.sent / self.sequence.rate_hz
             x, z, yaw = self.sequence.pose(t)
@@ -151,6 +157,8 @@ def test_recording_writes_every_message_untouched_into_a_readable_bag(trainer_gr
     bag = recorded_bag(answer)
     g.stream(6)
     wait_until(lambda: g.status().get("recorded_images") == "6", what="status")
+    info_topic = f"{g.namespace}/camera_info"
+    wait_until(lambda: g.node._recording.bag.counts[info_topic] == 6, what="six camera_info")
     assert g.status()["phase"] == "recording"
     stopped = g.call("stop_recording")
     assert stopped.success and "6 images" in stopped.message
