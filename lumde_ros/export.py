@@ -34,6 +34,18 @@ def checkpoint_digest(checkpoint: Checkpoint) -> str:
     return digest.hexdigest()
 
 
+def graph_digest(checkpoint: Checkpoint) -> str:
+    """Key of the graph an export of `checkpoint` produces: its content, plus the code that
+    turns it into a graph (the model definitions, this exporter, torch's version), so a cached
+    export is redone when either changes."""
+    digest = hashlib.sha256(checkpoint_digest(checkpoint).encode())
+    digest.update(torch.__version__.encode())
+    package = Path(__file__).parent
+    for source in sorted((package / "models").glob("*.py")) + [Path(__file__)]:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def metadata(checkpoint: Checkpoint, dynamic: bool) -> dict[str, object]:
     """What an .onnx file records about the model it holds (all but the weights)."""
     return {"format_version": FORMAT_VERSION, "arch": checkpoint.arch,

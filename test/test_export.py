@@ -57,12 +57,15 @@ def test_export_round_trip_every_backend_agrees_with_torch(tmp_path, image, arch
                       input_height=128)
 
 
-def test_pt_checkpoints_are_exported_once_per_content(image):
+def test_pt_checkpoints_are_exported_once_per_content_and_exporter(image, monkeypatch):
     a, b = untrained_student(seed=5), untrained_student(seed=6)
     path_a = cached_onnx(a, 320, 256)
     stamp = path_a.stat().st_mtime_ns
     assert cached_onnx(a, 320, 256) == path_a and path_a.stat().st_mtime_ns == stamp
     assert cached_onnx(b, 320, 256) != path_a
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "__version__", "0.0.0")  # another exporter, another graph
+        assert cached_onnx(a, 320, 256) != path_a
     for backend in ("onnxruntime", "openvino"):
         np.testing.assert_allclose(Predictor(a, backend=backend).forward(image),
                                    Predictor(a, backend="torch").forward(image),
@@ -116,3 +119,15 @@ def test_a_missing_backend_is_named_and_torch_still_serves():
     assert lines[0] == "torch"
     assert "backend 'openvino' requested but its Python package is not installed" in lines[1]
     assert "pip install openvino" in lines[1]
+
+
+def test_student_graph_upsamples_without_bilinear_resize(tmp_path):
+    """OpenVINO's bilinear Interpolate on the one-channel head cost a quarter of the student's
+    forward; the graph must keep to nearest-neighbour Resize and the convolution form."""
+    import onnx
+
+    export_onnx(untrained_student(seed=4), tmp_path / "m.onnx", 320, 256)
+    graph = onnx.load(str(tmp_path / "m.onnx")).graph
+    modes = [a.s.decode() for n in graph.node if n.op_type == "Resize" for a in n.attribute
+             if a.name == "mode"]
+    assert modes and set(modes) == {"nearest"}

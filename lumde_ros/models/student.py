@@ -6,8 +6,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from lumde_ros.models.blocks import (InvertedResidual, conv_bn_act, init_disparity_head,
-                                     normalize_image, separable_conv, upsample2)
+from lumde_ros.models.blocks import (BilinearUp2, InvertedResidual, conv_bn_act,
+                                     init_disparity_head, normalize_image, separable_conv,
+                                     upsample2)
 
 
 class DepthNetOutput(NamedTuple):
@@ -63,6 +64,7 @@ class StudentDepthNet(nn.Module):
                                    for s in range(num_scales))
         for head in self.heads:
             init_disparity_head(head, near_m, far_m)
+        self.upsample_head = BilinearUp2()
 
     def forward(self, image: torch.Tensor) -> DepthNetOutput:
         """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32."""
@@ -77,7 +79,6 @@ class StudentDepthNet(nn.Module):
             x = self.fuse[k](torch.cat([x, features[i - 1]], dim=1))
             if i < self.num_scales:
                 disps.append(torch.sigmoid(self.heads[i](x)))
-        full = nn.functional.interpolate(self.heads[0](x), size=image.shape[-2:], mode="bilinear",
-                                         align_corners=False)
+        full = self.upsample_head(self.heads[0](x))
         disps.append(torch.sigmoid(full))
         return DepthNetOutput(disps=disps[::-1], features=features)

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from lumde_ros.models.blocks import BilinearUp2
 from lumde_ros.models import MetricDepth, StudentDepthNet, count_macs, fuse_for_inference
 
 
@@ -36,3 +38,13 @@ def test_gradients_reach_every_parameter():
     out = net(torch.rand(1, 3, 64, 64))
     sum(d.mean() for d in out.disps).backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 128, 160), (2, 3, 5, 7), (1, 4, 1, 2)])
+def test_bilinear_up2_equals_torch_bilinear_interpolation(shape):
+    x = torch.randn(shape, dtype=torch.float64)
+    expected = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear",
+                                               align_corners=False)
+    up = BilinearUp2(shape[1]).double()
+    torch.testing.assert_close(up(x), expected, rtol=0, atol=1e-12)
+    assert not up.state_dict()  # not part of checkpoints: older ones load unchanged
