@@ -49,23 +49,27 @@ def publish(rate_hz: float) -> None:
         pass
 
 
-def bare_forward_ms(threads: int, backend: str = "torch", runs: int = 50, role: str = "student",
-                    width: int = 0, height: int = 0) -> float:
-    """Median network forward alone (after 10 warm-up runs) of the default `role` model
-    (shipped, else the untrained student) at width x height (0: the model's own size)."""
+def default_predictor(threads: int, backend: str = "torch", role: str = "student",
+                      width: int = 0, height: int = 0):
+    """A Predictor of the default `role` model (shipped, else the untrained student) at
+    width x height (0: the model's own size)."""
     from lumde_ros.checkpoint import load_checkpoint
     from lumde_ros.inference import Predictor, default_model, shipped_weights
 
     checkpoint = default_model()[0] if role == "student" else load_checkpoint(
         shipped_weights(role))
-    predictor = Predictor(checkpoint, threads=threads, backend=backend, input_width=width,
-                          input_height=height)
+    return Predictor(checkpoint, threads=threads, backend=backend, input_width=width,
+                     input_height=height)
+
+
+def forward_ms(predictor, runs: int = 50, warmup: int = 10) -> float:
+    """Median network forward alone over `runs`, after `warmup` untimed ones."""
     rgb = np.random.default_rng(0).integers(0, 256, (predictor.height, predictor.width, 3),
                                             np.uint8)
     times = []
-    for k in range(runs + 10):
+    for k in range(runs + warmup):
         predictor.forward(rgb)
-        if k >= 10:
+        if k >= warmup:
             times.append(predictor.last_forward_s * 1e3)
     return statistics.median(times)
 
@@ -157,12 +161,12 @@ def main() -> None:
     if args.publish:
         publish(args.rate_hz)
         return
-    forward_ms = bare_forward_ms(args.threads, args.backend)
+    bare_ms = forward_ms(default_predictor(args.threads, args.backend))
     m = measure_node(args.backend, args.threads, args.seconds, args.warmup, args.rate_hz)
     print(f"camera: {WIDTH}x{HEIGHT} rgb8 at {args.rate_hz:g} Hz (reliable), default model, "
           f"points on, backend {m['backend']}, threads {args.threads}, {args.seconds:g} s after "
           f"{args.warmup:g} s warm-up")
-    print(f"bare forward (same run, node not started)  median {forward_ms:7.2f} ms")
+    print(f"bare forward (same run, node not started)  median {bare_ms:7.2f} ms")
     print(f"output rate at the subscriber               {m['rate_hz']:7.2f} Hz depth/image, "
           f"{m['points_hz']:.2f} Hz points")
     print(f"node latency, stamp -> publish (diag)       p50 {m['latency_p50_ms']:7.2f} ms   "
