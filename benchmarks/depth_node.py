@@ -24,10 +24,12 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(120, 200)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 WIDTH, HEIGHT = 640, 480
+CAMERA_RATE = "camera_rate_hz"
 
 
 def publish(rate_hz: float) -> None:
-    """Camera process: a driver-like reliable publisher of a moving sequence."""
+    """Camera process: a moving sequence published with ROS's default QoS (reliable, depth
+    10), as most camera drivers do."""
     import rclpy
     from lumde_ros.geometry import Intrinsics
     from lumde_ros.nodes.demo import CameraPlayer
@@ -37,8 +39,9 @@ def publish(rate_hz: float) -> None:
     rclpy.init()
     intrinsics = Intrinsics.from_hfov(WIDTH, HEIGHT, 70.0)
     frames = [f.rgb for f in CorridorSequence(intrinsics, frames=30)]
-    player = CameraPlayer(intrinsics, profile("reliable", 1), name="bench_camera")
-    period, k, next_t = 1.0 / rate_hz, 0, time.monotonic()
+    player = CameraPlayer(intrinsics, profile("reliable", 10), name="bench_camera")
+    period, k, start = 1.0 / rate_hz, 0, time.monotonic()
+    next_t = start
     try:
         while rclpy.ok():
             player.publish(frames[k % len(frames)])
@@ -47,6 +50,8 @@ def publish(rate_hz: float) -> None:
             time.sleep(max(0.0, next_t - time.monotonic()))
     except KeyboardInterrupt:
         pass
+    # What the camera achieved, for the measuring process (a loaded machine can slow it too).
+    print(f"{CAMERA_RATE} {k / (time.monotonic() - start):.3f}", flush=True)
 
 
 def default_predictor(threads: int, backend: str = "torch", role: str = "student",
@@ -87,6 +92,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def node_diagnostics(recorder) -> tuple[float, dict[str, str]] | None:
+    """Stamp (s) and values of the depth node's latest diagnostics with frame counts."""
+    from lumde_ros.nodes.depth_node import diagnostic_name
+    from lumde_ros.ros.diagnostics import diagnostic_values
+
+    for msg in reversed(recorder.received("diagnostics")):
+        values = diagnostic_values(msg, diagnostic_name("/depth_node"))
+        if "processed_frames" in values:
+            return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, values
+    return None
+
+
 def measure_node(backend: str, threads: int, seconds: float, warmup: float,
                  rate_hz: float) -> dict[str, float]:
     """The depth node (own process) fed by a camera process, measured from a subscriber."""
@@ -100,7 +117,8 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
     node = subprocess.Popen(depth_node_command(extra=["-p", f"threads:={threads}",
                                                       "-p", f"backend:={backend}"]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    camera = subprocess.Popen([sys.executable, __file__, "--publish", "--rate-hz", str(rate_hz)])
+    camera = subprocess.Popen([sys.executable, __file__, "--publish", "--rate-hz", str(rate_hz)],
+                              stdout=subprocess.PIPE, text=True)
     rclpy.init()
     recorder = OutputRecorder(name="bench_recorder", depth=5, topics=("points",))
     arrivals: list[tuple[float, float]] = []
@@ -116,18 +134,20 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     try:
-        time.sleep(warmup)
         deadline = time.monotonic() + 60.0  # a loaded machine starts the node slower
-        while "processed_frames" not in recorder.last_diagnostics():
+        while int((node_diagnostics(recorder) or (0, {}))[1].get("processed_frames", 0)) == 0:
             if time.monotonic() > deadline:
-                raise RuntimeError("the depth node published no diagnostics within a minute")
+                raise RuntimeError("the depth node processed no frame within a minute")
             time.sleep(0.5)
+        time.sleep(warmup)  # measured from the first frame on: a start-up is no steady rate
         with lock:
             arrivals.clear()
         points_before = len(recorder.received("points"))
-        diag0, cpu0 = recorder.last_diagnostics(), cpu_seconds(node.pid)
+        (stamp0, diag0), cpu0, wall0 = node_diagnostics(recorder), cpu_seconds(node.pid), \
+            time.monotonic()
         time.sleep(seconds)
-        diag1, cpu1 = recorder.last_diagnostics(), cpu_seconds(node.pid)
+        (stamp1, diag1), cpu1, wall1 = node_diagnostics(recorder), cpu_seconds(node.pid), \
+            time.monotonic()
         with lock:
             window = list(arrivals)
         clouds = len(recorder.received("points")) - points_before
@@ -135,16 +155,19 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
         stop(camera, node)
         executor.shutdown()
         rclpy.try_shutdown()
+    camera_hz = float(camera.stdout.read().split(CAMERA_RATE)[-1])
     frames = int(diag1["processed_frames"]) - int(diag0["processed_frames"])
+    # Diagnostics come once a second: count frames between two of them, over their own stamps.
+    node_hz = frames / (stamp1 - stamp0)
     e2e = [1e3 * (t - s) for t, s in window]
-    return {"backend": diag1["backend"], "rate_hz": len(window) / seconds,
+    return {"backend": diag1["backend"], "camera_hz": camera_hz, "node_hz": node_hz, "rate_hz": len(window) / seconds,
             "points_hz": clouds / seconds,
             "latency_p50_ms": float(diag1["latency_p50_ms"]),
             "latency_p95_ms": float(diag1["latency_p95_ms"]),
             "e2e_p50_ms": float(np.percentile(e2e, 50)), "e2e_p95_ms": float(np.percentile(e2e, 95)),
             "processing_p50_ms": float(diag1["processing_p50_ms"]),
             "forward_p50_ms": float(diag1["forward_p50_ms"]),
-            "cpu_ms_per_frame": 1e3 * (cpu1 - cpu0) / max(frames, 1),
+            "cpu_ms_per_frame": 1e3 * (cpu1 - cpu0) / max(node_hz * (wall1 - wall0), 1.0),
             "dropped": int(diag1["dropped_frames"]) - int(diag0["dropped_frames"]),
             "frames": frames}
 
@@ -167,6 +190,8 @@ def main() -> None:
           f"points on, backend {m['backend']}, threads {args.threads}, {args.seconds:g} s after "
           f"{args.warmup:g} s warm-up")
     print(f"bare forward (same run, node not started)  median {bare_ms:7.2f} ms")
+    print(f"camera publishing rate (its own count)      {m['camera_hz']:7.2f} Hz")
+    print(f"node output rate (its diagnostics)          {m['node_hz']:7.2f} Hz")
     print(f"output rate at the subscriber               {m['rate_hz']:7.2f} Hz depth/image, "
           f"{m['points_hz']:.2f} Hz points")
     print(f"node latency, stamp -> publish (diag)       p50 {m['latency_p50_ms']:7.2f} ms   "

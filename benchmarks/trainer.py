@@ -119,10 +119,10 @@ def main() -> None:
     print(f"\ncamera {WIDTH}x{HEIGHT} rgb8 at {args.rate_hz:g} Hz; depth node backend "
           f"{alone['backend']}, {args.threads} threads, points on; {args.seconds:g} s windows")
     for name, m in (("alone", alone), ("while fine-tuning", loaded)):
-        print(f"depth node {name:<18} {m['rate_hz']:6.2f} Hz, latency p50 "
+        print(f"depth node {name:<18} {m['node_hz']:6.2f} Hz, latency p50 "
               f"{m['latency_p50_ms']:6.1f} ms p95 {m['latency_p95_ms']:6.1f} ms, CPU "
               f"{m['cpu_ms_per_frame']:5.1f} ms/frame")
-    print(f"rate ratio (while fine-tuning / alone)  {loaded['rate_hz'] / alone['rate_hz']:.2f} "
+    print(f"rate ratio (while fine-tuning / alone)  {loaded['node_hz'] / alone['node_hz']:.2f} "
           f"(target >= 0.8); the fine-tune meanwhile: {progress['s_per_step']:.2f} s/step")
     r = recording
     print(f"recording every frame: trainer node CPU {r['recording_cpu_percent']:.1f} % of a core "

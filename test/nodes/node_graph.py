@@ -36,7 +36,8 @@ class Graph:
         self.namespace = f"/t{next(_names)}"
         params = [Parameter(k, value=v) for k, v in overrides.items()]
         self.node = DepthNode(namespace=self.namespace, parameter_overrides=params)
-        self.player = CameraPlayer(CAMERA, profile(publisher_qos, 1), namespace=self.namespace)
+        # Depth 10: ROS's default, what camera drivers publish with.
+        self.player = CameraPlayer(CAMERA, profile(publisher_qos, 10), namespace=self.namespace)
         self.recorder = OutputRecorder(namespace=self.namespace)
         self.executor = SingleThreadedExecutor()
         for node in (self.node, self.player, self.recorder):
