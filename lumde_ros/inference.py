@@ -58,8 +58,14 @@ BACKEND_CHOICES = ("auto", *BACKENDS)
 AUTO_TIMING_RUNS = 5
 
 
+def backend_packages(backend: str) -> list[str]:
+    """Python packages a backend needs: the ONNX engines also need `onnx`, which exports
+    checkpoints and reads the metadata of .onnx files."""
+    return [backend] if backend == "torch" else [backend, "onnx"]
+
+
 def installed_backends() -> list[str]:
-    """Backends whose Python package imports here."""
+    """Backends whose Python packages all import here."""
     import importlib
 
     def importable(name: str) -> bool:
@@ -69,7 +75,7 @@ def installed_backends() -> list[str]:
             return False
         return True
 
-    return [b for b in BACKENDS if importable(b)]
+    return [b for b in BACKENDS if all(map(importable, backend_packages(b)))]
 
 
 def candidate_backends(requested: str, device: str = "cpu", onnx_file: bool = False) -> list[str]:
@@ -87,15 +93,15 @@ def candidate_backends(requested: str, device: str = "cpu", onnx_file: bool = Fa
         usable = [b for b in installed if not (onnx_file and b == "torch")]
         if not usable:
             raise ModelLoadError("an .onnx model needs onnxruntime or openvino installed "
-                                 "(pip install onnxruntime)")
+                                 "(pip install onnxruntime onnx)")
         return usable
     if onnx_file and requested == "torch":
         raise ModelLoadError("an .onnx graph cannot run with backend 'torch': use onnxruntime, "
                              "openvino or auto, or serve its .pt checkpoint")
     if requested not in installed:
-        raise ModelLoadError(f"backend '{requested}' requested but its Python package is not "
-                             f"installed (pip install {requested}); installed: "
-                             f"{', '.join(installed)}")
+        raise ModelLoadError(f"backend '{requested}' requested but its Python packages are "
+                             f"not installed (pip install {' '.join(backend_packages(requested))})"
+                             f"; installed: {', '.join(installed)}")
     return [requested]
 
 

@@ -117,8 +117,18 @@ def test_a_missing_backend_is_named_and_torch_still_serves():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "torch"
-    assert "backend 'openvino' requested but its Python package is not installed" in lines[1]
-    assert "pip install openvino" in lines[1]
+    assert "backend 'openvino' requested but its Python packages are not installed" in lines[1]
+    assert "pip install openvino onnx" in lines[1]
+
+
+def test_onnx_engines_need_the_onnx_package_too():
+    code = ("import sys; sys.modules['onnx'] = None\n"
+            "from lumde_ros.inference import installed_backends\n"
+            "print(installed_backends())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['torch']"
 
 
 def test_student_graph_upsamples_without_bilinear_resize(tmp_path):
