@@ -112,6 +112,7 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
     from sensor_msgs.msg import Image
 
     from lumde_ros.nodes.demo import OutputRecorder, depth_node_command
+    from lumde_ros.nodes.entry import spin
     from lumde_ros.nodes.qos import profile
 
     node = subprocess.Popen(depth_node_command(extra=["-p", f"threads:={threads}",
@@ -131,7 +132,7 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
     recorder.create_subscription(Image, "depth/image", on_depth, profile("reliable", 5))
     executor = SingleThreadedExecutor()
     executor.add_node(recorder)
-    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread = threading.Thread(target=spin, args=(executor,), daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 60.0  # a loaded machine starts the node slower

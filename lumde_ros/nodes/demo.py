@@ -34,6 +34,7 @@ from lumde_ros.evaluation import ProtocolMetrics, format_table
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.nodes.bag_io import BagPlayer, BagRecorder
 from lumde_ros.nodes.depth_node import diagnostic_name
+from lumde_ros.nodes.entry import spin
 from lumde_ros.nodes.qos import profile
 from lumde_ros.ros.camera_info import pinhole_camera_info
 from lumde_ros.ros.diagnostics import diagnostic_values
@@ -155,7 +156,7 @@ def run_demo(out_dir: Path, frames: int, rate_hz: float) -> dict[str, object]:
             "/diagnostics": DiagnosticArray})
         for node in (player, recorder):
             executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner = threading.Thread(target=spin, args=(executor,), daemon=True)
         spinner.start()
         deadline = time.monotonic() + 60.0
         while not (player.subscribers_ready()

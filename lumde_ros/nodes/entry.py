@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 
@@ -24,7 +25,7 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[], Executor
     executor = make_executor()
     executor.add_node(node)
     try:
-        executor.spin()
+        spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -32,3 +33,16 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[], Executor
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def spin(executor: Executor) -> None:
+    """`executor.spin()` that survives rclpy's race between destroying a subscription (input_qos
+    auto re-creates them; the trainer closes its recording's) and another thread collecting it
+    into a wait set (ros2/rclpy#1206, #1284): the collection raises InvalidHandle once, which
+    would end the spin and the node, and the next pass no longer sees the destroyed entity."""
+    while True:
+        try:
+            executor.spin()
+            return
+        except InvalidHandle:
+            continue

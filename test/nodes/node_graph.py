@@ -15,6 +15,7 @@ from rclpy.parameter import Parameter
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.nodes.demo import CameraPlayer, OutputRecorder
 from lumde_ros.nodes.depth_node import DepthNode
+from lumde_ros.nodes.entry import spin
 from lumde_ros.nodes.qos import profile
 
 CAMERA = Intrinsics.from_hfov(640, 480, 70.0)
@@ -42,7 +43,7 @@ class Graph:
         self.executor = SingleThreadedExecutor()
         for node in (self.node, self.player, self.recorder):
             self.executor.add_node(node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread = threading.Thread(target=spin, args=(self.executor,), daemon=True)
         self._thread.start()
         raw = overrides.get("image_transport", "raw") == "raw"
         wait_until(lambda: (self.player.image_pub.get_subscription_count() > 0 or not raw)

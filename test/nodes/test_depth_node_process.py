@@ -19,6 +19,7 @@ from std_msgs.msg import Header
 
 from lumde_ros.inference import default_model
 from lumde_ros.nodes.demo import CameraPlayer, OutputRecorder
+from lumde_ros.nodes.entry import spin
 from lumde_ros.nodes.qos import profile
 from lumde_ros.ros.image import rgb_to_image
 
@@ -46,7 +47,7 @@ def process_graph(ros, tmp_path):
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(player)
     executor.add_node(recorder)
-    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread = threading.Thread(target=spin, args=(executor,), daemon=True)
     thread.start()
     try:
         wait_until(lambda: player.image_pub.get_subscription_count() > 0

@@ -29,6 +29,7 @@ from tiny import finetune_overlay
 
 from lumde_ros.nodes.demo import CameraPlayer, OutputRecorder
 from lumde_ros.nodes.depth_node import DepthNode
+from lumde_ros.nodes.entry import spin
 from lumde_ros.nodes.qos import MatchedSubscription, profile
 from lumde_ros.nodes.trainer_node import TrainerNode
 from lumde_ros.sim.corridor import CorridorSequence
@@ -59,7 +60,7 @@ class TrainerGraph:
         for node in (self.node, self.camera, self.helper, *extra_nodes):
             if node is not None:
                 self.executor.add_node(node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread = threading.Thread(target=spin, args=(self.executor,), daemon=True)
         self._thread.start()
         self.sequence = CorridorSequence(CAMERA, frames=200, rate_hz=10.0)
         self.sent = 0
