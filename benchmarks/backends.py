@@ -55,8 +55,8 @@ def main() -> None:
               f"{statistics.median(speedups):.2f}x, range {min(speedups):.2f}-"
               f"{max(speedups):.2f}x")
     print("\ndepth node, 640x480 rgb8 camera at 30 Hz, points on:")
-    print(f"  {'backend':>12} {'cam Hz':>8} {'node Hz':>8} {'recv Hz':>8} {'lat p50':>8} {'lat p95':>8} "
-          f"{'CPU ms/frame':>13} {'dropped':>8}")
+    print(f"  {'backend':>12} {'cam Hz':>8} {'node Hz':>8} {'recv Hz':>8} {'lat p50':>8} "
+          f"{'lat p95':>8} {'CPU ms/frame':>13} {'dropped':>8}")
     for b in backends:
         m = measure_node(b, args.threads, args.seconds, args.warmup, 30.0)
         print(f"  {b:>12} {m['camera_hz']:8.2f} {m['node_hz']:8.2f} {m['rate_hz']:8.2f} "

@@ -92,18 +92,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def node_diagnostics(recorder) -> tuple[float, dict[str, str]] | None:
-    """Stamp (s) and values of the depth node's latest diagnostics with frame counts."""
-    from lumde_ros.nodes.depth_node import diagnostic_name
-    from lumde_ros.ros.diagnostics import diagnostic_values
-
-    for msg in reversed(recorder.received("diagnostics")):
-        values = diagnostic_values(msg, diagnostic_name("/depth_node"))
-        if "processed_frames" in values:
-            return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, values
-    return None
-
-
 def measure_node(backend: str, threads: int, seconds: float, warmup: float,
                  rate_hz: float) -> dict[str, float]:
     """The depth node (own process) fed by a camera process, measured from a subscriber."""
@@ -136,7 +124,7 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
     thread.start()
     try:
         deadline = time.monotonic() + 60.0  # a loaded machine starts the node slower
-        while int((node_diagnostics(recorder) or (0, {}))[1].get("processed_frames", 0)) == 0:
+        while int(recorder.last_diagnostics().get("processed_frames", 0)) == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("the depth node processed no frame within a minute")
             time.sleep(0.5)
@@ -144,11 +132,11 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
         with lock:
             arrivals.clear()
         points_before = len(recorder.received("points"))
-        (stamp0, diag0), cpu0, wall0 = node_diagnostics(recorder), cpu_seconds(node.pid), \
-            time.monotonic()
+        (stamp0, diag0), cpu0, wall0 = recorder.last_stamped_diagnostics(), \
+            cpu_seconds(node.pid), time.monotonic()
         time.sleep(seconds)
-        (stamp1, diag1), cpu1, wall1 = node_diagnostics(recorder), cpu_seconds(node.pid), \
-            time.monotonic()
+        (stamp1, diag1), cpu1, wall1 = recorder.last_stamped_diagnostics(), \
+            cpu_seconds(node.pid), time.monotonic()
         with lock:
             window = list(arrivals)
         clouds = len(recorder.received("points")) - points_before
@@ -161,7 +149,8 @@ def measure_node(backend: str, threads: int, seconds: float, warmup: float,
     # Diagnostics come once a second: count frames between two of them, over their own stamps.
     node_hz = frames / (stamp1 - stamp0)
     e2e = [1e3 * (t - s) for t, s in window]
-    return {"backend": diag1["backend"], "camera_hz": camera_hz, "node_hz": node_hz, "rate_hz": len(window) / seconds,
+    return {"backend": diag1["backend"], "camera_hz": camera_hz, "node_hz": node_hz,
+            "rate_hz": len(window) / seconds,
             "points_hz": clouds / seconds,
             "latency_p50_ms": float(diag1["latency_p50_ms"]),
             "latency_p95_ms": float(diag1["latency_p95_ms"]),

@@ -95,11 +95,17 @@ class OutputRecorder(Node):
 
     def last_diagnostics(self, node_fqn: str = "/depth_node") -> dict[str, str]:
         """Values of the latest diagnostics of the depth node `node_fqn` ({} before any)."""
+        return self.last_stamped_diagnostics(node_fqn)[1]
+
+    def last_stamped_diagnostics(self, node_fqn: str = "/depth_node"
+                                 ) -> tuple[float, dict[str, str]]:
+        """Stamp (s) and values of the latest diagnostics of `node_fqn` ((0.0, {}) before
+        any): rates measured between two of them count over the node's own clock."""
         for msg in reversed(self.received("diagnostics")):
             values = diagnostic_values(msg, diagnostic_name(node_fqn))
             if values:
-                return values
-        return {}
+                return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, values
+        return 0.0, {}
 
 
 def depth_node_command(params_file: Path | None = None, remaps: Sequence[str] = (),
