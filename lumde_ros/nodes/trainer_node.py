@@ -128,7 +128,10 @@ class TrainerNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._p = declare_parameters(self, PARAMS, node_defaults(TRAINER_CONFIG))
         self._root = Path(self._p["output_dir"]).expanduser()
+        # State lock: held briefly, never across a call to the depth node, which can be busy
+        # for seconds (a model swap) while status, recording and the services go on.
         self._lock = threading.RLock()
+        self._model_lock = threading.Lock()  # one change of the depth node's model at a time
         self._recording: Recording | None = None
         self._recordings: list[Path] = []  # finished this session, trained on by ~/train
         self._training: FinetuneProcess | None = None
@@ -152,8 +155,9 @@ class TrainerNode(Node):
         self._status_pub = self.create_publisher(DiagnosticStatus, "~/status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
+        # Its own group: one tick at a time, so late ticks never occupy every executor thread.
         self.create_timer(self._p["status_period_s"], self._tick, clock=steady,
-                          callback_group=services)
+                          callback_group=MutuallyExclusiveCallbackGroup())
         self.add_post_set_parameters_callback(self._apply_params)
 
     def _apply_params(self, params: list) -> None:
@@ -284,18 +288,27 @@ class TrainerNode(Node):
                     self._finish_recording(limit)
 
     # --- training ------------------------------------------------------------------------------
+    def _cannot_train(self) -> str | None:
+        """Why ~/train must refuse now (call with the lock held), or None."""
+        if self._training is not None:
+            return f"already training in {self._training.out}"
+        if self._recording is not None:
+            return "recording in progress: call ~/stop_recording first"
+        if not self._recordings:
+            return "nothing recorded yet: call ~/start_recording and ~/stop_recording first"
+        return None
+
     def _train(self, _request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
-            if self._training is not None:
-                return _answer(response, False, f"already training in {self._training.out}")
-            if self._recording is not None:
-                return _answer(response, False, "recording in progress: call ~/stop_recording "
-                                                "first")
-            if not self._recordings:
-                return _answer(response, False, "nothing recorded yet: call ~/start_recording "
-                                                "and ~/stop_recording first")
-            try:
-                serving = self._serving_model()
+            refusal = self._cannot_train()
+        if refusal:
+            return _answer(response, False, refusal)
+        try:
+            serving = self._serving_model()  # outside the lock: see __init__
+            with self._lock:
+                refusal = self._cannot_train()  # a call meanwhile may have changed that
+                if refusal:
+                    return _answer(response, False, refusal)
                 options = FinetuneOptions.defaults(**{k: self._p[k] for k in (
                     "teacher_steps", "student_steps", "learning_rate", "holdout",
                     "gate_margin", "threads")})
@@ -303,14 +316,14 @@ class TrainerNode(Node):
                     self._root / "runs" / _stamp(), list(self._recordings),
                     self._p["teacher_path"] or None, serving or None, options,
                     self._p["train_config"] or None, self._p["nice"])
-            except (LumdeError, OSError) as err:
-                self._set_phase("idle", f"cannot train: {err}", DiagnosticStatus.ERROR)
-                return _answer(response, False, str(err))
-            self._serving_at_start = serving
-            message = (f"fine-tuning on {len(self._recordings)} recording(s) in "
-                       f"{self._training.out} (pid {self._training.pid})")
-            self._set_phase("training", message)
-            return _answer(response, True, message)
+                self._serving_at_start = serving
+                message = (f"fine-tuning on {len(self._recordings)} recording(s) in "
+                           f"{self._training.out} (pid {self._training.pid})")
+        except (LumdeError, OSError) as err:
+            self._set_phase("idle", f"cannot train: {err}", DiagnosticStatus.ERROR)
+            return _answer(response, False, str(err))
+        self._set_phase("training", message)
+        return _answer(response, True, message)
 
     def _cancel(self, _request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
@@ -355,17 +368,20 @@ class TrainerNode(Node):
         target = self._root / "models" / f"{run.name}-student.pt"
         with atomic_path(target) as tmp:
             shutil.copyfile(model, tmp)
-        ok, reason = self._set_model(str(target))
+        with self._model_lock:
+            ok, reason = self._set_model(str(target))
+            if ok:
+                self._history.append(self._serving_at_start)
         if ok:
-            self._history.append(self._serving_at_start)
-            self._recordings.clear()  # trained on: the next fine-tune starts from new data
+            with self._lock:
+                self._recordings.clear()  # trained on: the next fine-tune starts from new data
             self._set_phase("deployed", f"serving {target}; {figures}")
         else:
             self._set_phase("failed", f"the depth node refused {target}: {reason}",
                             DiagnosticStatus.ERROR)
 
     def _rollback(self, _request, response: Trigger.Response) -> Trigger.Response:
-        with self._lock:
+        with self._model_lock:
             if not self._history:
                 return _answer(response, False, "no earlier model to roll back to")
             previous = self._history[-1]

@@ -18,7 +18,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from nav_msgs.msg import Odometry
 from node_graph import CAMERA, wait_until
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosbags.highlevel import AnyReader
@@ -260,6 +260,38 @@ def test_refusals_are_answered_with_the_reason_and_the_node_serves_on(trainer_gr
     assert ok.call("stop_recording").success
     alone = ok.call("train")  # there is no depth node in this graph
     assert not alone.success and "depth node (depth_node) is not reachable" in alone.message
+
+
+class BusyDepthNode(Node):
+    """The depth node's parameter interface, answering only between `busy_s` stretches of
+    work, as the real one does while it loads and validates a new model."""
+
+    def __init__(self, namespace: str, busy_s: float) -> None:
+        super().__init__("depth_node", namespace=namespace)
+        self.declare_parameter("model_path", "")
+        self.create_timer(0.01, lambda: time.sleep(busy_s))
+        self.spinner = SingleThreadedExecutor()
+        self.spinner.add_node(self)
+        threading.Thread(target=spin, args=(self.spinner,), daemon=True).start()
+
+
+def test_a_busy_depth_node_stalls_neither_the_status_nor_the_answer(trainer_graph, tmp_path):
+    # Status every 0.1 s: the ticks that came due while ~/train waited for the depth node
+    # once took every executor thread, and the depth node's answer was never taken in.
+    g = trainer_graph(keyframes="all", status_period_s=0.1,
+                      teacher_path=str(tmp_path / "missing.pt"))
+    busy = BusyDepthNode(g.namespace, busy_s=2.0)
+    try:
+        assert g.start().success
+        g.stream(3)
+        assert g.call("stop_recording").success
+        before = len(g.statuses)
+        answer = g.call("train")
+        assert answer.success, answer.message
+        assert len(g.statuses) - before >= 10  # ~/status went on while the depth node worked
+    finally:
+        busy.spinner.shutdown()
+        busy.destroy_node()
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
