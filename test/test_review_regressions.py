@@ -24,7 +24,7 @@ def test_binning_larger_than_the_image_is_refused():
 
 
 def test_odd_width_yuv_is_an_encoding_error():
-    msg = Image(width=641, height=4, encoding="yuv422", step=1282, data=bytes(1282 * 4))
+    msg = Image(width=641, height=16, encoding="yuv422", step=1282, data=bytes(1282 * 16))
     with pytest.raises(EncodingError, match="even"):
         image_to_rgb(msg, 1 << 24)
 

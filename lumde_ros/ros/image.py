@@ -32,12 +32,20 @@ _DECODERS: dict[str, tuple[int, type, int | None]] = {
 }
 SUPPORTED_ENCODINGS = tuple(_DECODERS)
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
+# Smaller images carry no scene a depth network could read: a driver sending them is broken.
+MIN_IMAGE_SIDE = 16
+# Publisher-supplied text quoted in a log line or /diagnostics is cut to this length.
+QUOTE_CHARS = 32
 
 
 def check_size(width: int, height: int, max_pixels: int) -> None:
-    """Refuse empty images and images so large that decoding them would stall the node."""
+    """Refuse empty or tiny images and images so large that decoding them would stall the
+    node."""
     if width <= 0 or height <= 0:
         raise EncodingError(f"image is {width}x{height}: zero-sized; check the camera driver")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise EncodingError(f"image is {width}x{height}: smaller than {MIN_IMAGE_SIDE} px a "
+                            "side, not a camera frame; check the camera driver's resolution")
     if width * height > max_pixels:
         raise EncodingError(
             f"image is {width}x{height} ({width * height} px), above max_input_pixels="
@@ -49,7 +57,7 @@ def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
     """Decode an Image to RGB uint8 (H, W, 3); 16-bit data is scaled to 8 bits."""
     spec = _DECODERS.get(msg.encoding)
     if spec is None:
-        raise EncodingError(f"unsupported encoding '{msg.encoding}'; supported: "
+        raise EncodingError(f"unsupported encoding {msg.encoding[:QUOTE_CHARS]!r}; supported: "
                             f"{', '.join(SUPPORTED_ENCODINGS)}")
     channels, dtype, conversion = spec
     width, height = msg.width, msg.height
@@ -87,12 +95,56 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
                             "image; subscribe to the colour camera's compressed topic")
     if len(msg.data) == 0:
         raise EncodingError("compressed image has an empty payload")
-    bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise EncodingError(f"cannot decode compressed image ({len(msg.data)} bytes, format "
-                            f"'{msg.format}'): corrupt payload or not jpeg/png")
-    check_size(bgr.shape[1], bgr.shape[0], max_pixels)
+    data = bytes(msg.data)
+    size = compressed_size(data)
+    if size is None:
+        raise EncodingError(f"cannot decode compressed image ({len(data)} bytes, format "
+                            f"{msg.format[:QUOTE_CHARS]!r}): not a jpeg or png, or its header "
+                            "is corrupt")
+    check_size(*size, max_pixels)  # before decoding: a small file can hold a huge image
+    # The pixels as sent: image_transport ignores EXIF orientation, and so does CameraInfo.
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8),
+                       cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None or (bgr.shape[1], bgr.shape[0]) != size:
+        raise EncodingError(f"cannot decode compressed image ({len(data)} bytes, format "
+                            f"{msg.format[:QUOTE_CHARS]!r}): corrupt payload")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (they hold the image size); C4, C8 and CC are other segments.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def compressed_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header without decoding the pixels; None when the
+    data is neither or its header is unreadable."""
+    if data.startswith(_PNG_SIGNATURE):
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            return None
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 4 <= len(data):  # segments: 0xFF, marker, 2-byte length that counts itself
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+            continue
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        if marker in _JPEG_SOF:
+            if at + 9 > len(data):
+                return None
+            return int.from_bytes(data[at + 7:at + 9], "big"), \
+                int.from_bytes(data[at + 5:at + 7], "big")
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return None
 
 
 def _payload(pixels: np.ndarray) -> array.array:

@@ -5,8 +5,9 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from lumde_ros.errors import EncodingError
-from lumde_ros.ros.image import (SUPPORTED_ENCODINGS, colorize_depth, compressed_to_rgb,
-                                 depth_to_image, image_to_depth, image_to_rgb, rgb_to_image)
+from lumde_ros.ros.image import (SUPPORTED_ENCODINGS, colorize_depth, compressed_size,
+                                 compressed_to_rgb, depth_to_image, image_to_depth, image_to_rgb,
+                                 rgb_to_image)
 
 MAX = 1 << 24
 
@@ -46,16 +47,14 @@ def test_mono_encodings_become_grey_rgb(encoding, scale, big_endian):
 
 
 def test_bayer_and_yuv_are_demosaiced():
-    colour = np.zeros((8, 8, 3), np.uint8)
-    colour[...] = (200, 50, 10)
-    mosaic = np.zeros((8, 8), np.uint8)
+    mosaic = np.zeros((16, 16), np.uint8)
     mosaic[0::2, 0::2], mosaic[1::2, 1::2] = 200, 10
     mosaic[0::2, 1::2] = mosaic[1::2, 0::2] = 50
-    np.testing.assert_array_equal(image_to_rgb(_image(mosaic, "bayer_rggb8"), MAX)[3:5, 3:5],
-                                  colour[3:5, 3:5])
-    yuyv = np.full((4, 4, 2), 128, np.uint8)
+    np.testing.assert_array_equal(image_to_rgb(_image(mosaic, "bayer_rggb8"), MAX)[7:9, 7:9],
+                                  np.full((2, 2, 3), (200, 50, 10), np.uint8))
+    yuyv = np.full((16, 16, 2), 128, np.uint8)
     grey = image_to_rgb(_image(yuyv, "yuv422_yuy2"), MAX)
-    assert grey.shape == (4, 4, 3) and abs(int(grey[0, 0, 0]) - 128) <= 2
+    assert grey.shape == (16, 16, 3) and abs(int(grey[0, 0, 0]) - 128) <= 2
 
 
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1, "rgb16": 3,
@@ -67,8 +66,8 @@ def test_every_supported_encoding_decodes():
     assert set(SUPPORTED_ENCODINGS) == set(CHANNELS)
     for encoding, channels in CHANNELS.items():
         dtype = np.uint16 if "16" in encoding else np.uint8
-        out = image_to_rgb(_image(np.ones((4, 6, channels), dtype), encoding), MAX)
-        assert out.shape == (4, 6, 3) and out.dtype == np.uint8
+        out = image_to_rgb(_image(np.ones((16, 18, channels), dtype), encoding), MAX)
+        assert out.shape == (16, 18, 3) and out.dtype == np.uint8
 
 
 @pytest.mark.parametrize("change, match", [
@@ -77,6 +76,8 @@ def test_every_supported_encoding_decodes():
     (dict(height=100), "truncated"),
     (dict(width=0), "zero-sized"),
     (dict(height=0, data=b""), "zero-sized"),
+    (dict(height=1, data=b"\0" * 64 * 3), "smaller than 16 px"),
+    (dict(encoding="z" * 100_000), "unsupported encoding 'z{32}'; supported"),
 ])
 def test_malformed_images_raise_actionable_errors(rgb, change, match):
     msg = _image(rgb, "rgb8")
@@ -108,8 +109,44 @@ def test_compressed_images_decode(ext):
     assert np.abs(out.astype(int) - smooth).mean() < (0.01 if ext == ".png" else 3)
 
 
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """A JPEG with an EXIF segment (APP1, little-endian TIFF) holding only Orientation."""
+    ifd = (1).to_bytes(2, "little") + (0x0112).to_bytes(2, "little") + \
+        (3).to_bytes(2, "little") + (1).to_bytes(4, "little") + \
+        orientation.to_bytes(2, "little") + bytes(2) + bytes(4)
+    exif = b"Exif\0\0" + b"II*\0" + (8).to_bytes(4, "little") + ifd
+    return jpeg[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + jpeg[2:]
+
+
+def test_compressed_pixels_are_taken_as_sent_whatever_the_exif_orientation(rgb):
+    ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1])
+    rotated = _with_exif_orientation(buf.tobytes(), 6)  # "rotate 90 degrees to display"
+    out = compressed_to_rgb(CompressedImage(format="jpeg", data=rotated), MAX)
+    assert out.shape == rgb.shape
+
+
+@pytest.mark.parametrize("options", [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]])
+def test_compressed_size_is_read_from_the_header(options):
+    image = np.zeros((37, 53, 3), np.uint8)
+    for ext in (".png", ".jpg"):
+        assert compressed_size(cv2.imencode(ext, image, options)[1].tobytes()) == (53, 37)
+    assert compressed_size(cv2.imencode(".bmp", image)[1].tobytes()) is None
+
+
+def test_a_huge_compressed_image_is_refused_before_it_is_decoded():
+    # A PNG header claiming 100000x100000 pixels: only the header is read to refuse it (the
+    # pixels would take 30 GB; OpenCV alone would fail on it as a corrupt payload).
+    png = cv2.imencode(".png", np.zeros((16, 16, 3), np.uint8))[1].tobytes()
+    bomb = png[:16] + (100_000).to_bytes(4, "big") * 2 + png[24:]
+    with pytest.raises(EncodingError, match="100000x100000.*max_input_pixels"):
+        compressed_to_rgb(CompressedImage(format="png", data=bomb), MAX)
+
+
 @pytest.mark.parametrize("payload, fmt, match", [
     (b"\x00\x01garbage" * 10, "jpeg", "cannot decode"),
+    (cv2.imencode(".bmp", np.zeros((16, 16, 3), np.uint8))[1].tobytes(), "jpeg",
+     "not a jpeg or png"),
+    (b"\xff\xd8\xff\xe0\x00\x10" + bytes(20), "jpeg", "header is corrupt"),
     (b"", "jpeg", "empty"),
     (b"abc", "16UC1; compressedDepth png", "compressed depth"),
 ])
