@@ -17,22 +17,38 @@ from lumde_ros.geometry import Intrinsics
 # Images whose aspect ratio differs from the CameraInfo's by less than this are taken to be a
 # plain resize of the calibrated image (a driver publishing a scaled stream).
 ASPECT_TOLERANCE = 0.01
+# Fields of view (degrees, each axis) a real camera can have; a calibration outside them has
+# its focal lengths in the wrong units or is corrupt.
+FOV_RANGE_DEG = (1.0, 179.0)
 
 
 def camera_intrinsics(msg: CameraInfo) -> Intrinsics:
     """Intrinsics of the image `msg` describes, after its ROI and binning (REP 104)."""
     p, k = msg.p, msg.k
-    fx, fy, cx, cy = (p[0], p[5], p[2], p[6]) if p[0] != 0.0 else (k[0], k[4], k[2], k[5])
+    source, (fx, fy, cx, cy) = ("P", (p[0], p[5], p[2], p[6])) \
+        if math.isfinite(p[0]) and p[0] != 0.0 else ("K", (k[0], k[4], k[2], k[5]))
+    values = f"CameraInfo {source} gives fx={fx:g}, fy={fy:g}, cx={cx:g}, cy={cy:g}"
     if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
-        raise IntrinsicsError(f"CameraInfo has focal lengths fx={fx}, fy={fy} (P and K); "
-                              "expected finite and positive: the camera is uncalibrated or "
-                              "its driver publishes an empty CameraInfo")
+        raise IntrinsicsError(f"{values}; expected finite values and positive focal lengths: "
+                              "the camera is uncalibrated or its driver publishes an empty "
+                              "CameraInfo")
     if msg.width <= 0 or msg.height <= 0:
         raise IntrinsicsError(f"CameraInfo size is {msg.width}x{msg.height}; expected the "
                               "calibrated image size")
+    low, high = FOV_RANGE_DEG
+    for axis, size, focal in (("horizontal", msg.width, fx), ("vertical", msg.height, fy)):
+        fov = math.degrees(2.0 * math.atan(size / (2.0 * focal)))
+        if not low <= fov <= high:
+            raise IntrinsicsError(f"{values} for a {msg.width}x{msg.height} image: a {axis} "
+                                  f"field of view of {fov:.3g} degrees, outside {low:g}-{high:g}; "
+                                  "focal lengths must be in pixels")
     intrinsics = Intrinsics(fx, fy, cx, cy, msg.width, msg.height)
     roi = msg.roi
     if roi.width > 0 and roi.height > 0:
+        if roi.x_offset + roi.width > msg.width or roi.y_offset + roi.height > msg.height:
+            raise IntrinsicsError(f"CameraInfo ROI {roi.width}x{roi.height} at ({roi.x_offset}, "
+                                  f"{roi.y_offset}) lies outside its {msg.width}x{msg.height} "
+                                  "image; check the driver's ROI settings")
         intrinsics = intrinsics.cropped(roi.x_offset, roi.y_offset, roi.width, roi.height)
     bin_x, bin_y = max(msg.binning_x, 1), max(msg.binning_y, 1)
     if bin_x > 1 or bin_y > 1:
@@ -66,6 +82,19 @@ def fit_to_image(intrinsics: Intrinsics, width: int, height: int) -> Fit:
     return Fit(None, f"{found} with another aspect ratio: publishing depth without "
                      "depth/camera_info and points; check that image and camera_info topics "
                      "belong to the same camera")
+
+
+def unmodelled_distortion(msg: CameraInfo, image_topic: str) -> str | None:
+    """A warning when `image_topic` is named as an unrectified stream (…/image_raw) while its
+    CameraInfo describes lens distortion, which is not modelled; None otherwise. (A rectified
+    stream shares the raw camera's CameraInfo, D included, so D alone says nothing.)"""
+    stream = image_topic.removesuffix("/compressed").rsplit("/", 1)[-1]
+    if stream != "image_raw" or not any(msg.d):
+        return None
+    return (f"{image_topic} is an unrectified stream and its CameraInfo has "
+            f"{msg.distortion_model[:32] or 'unnamed'} distortion, which depth_node does not "
+            "model: the point cloud will bend; subscribe to a rectified stream "
+            "(image_proc's image_rect)")
 
 
 def pinhole_camera_info(intrinsics: Intrinsics, header: Header) -> CameraInfo:
