@@ -39,7 +39,8 @@ from lumde_ros.nodes.entry import run_node
 from lumde_ros.nodes.params import ParamSpec, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, MatchedSubscription, profile
 from lumde_ros.nodes.throttle import Throttle
-from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image, pinhole_camera_info
+from lumde_ros.ros.camera_info import (FOV_RANGE_DEG, camera_intrinsics, fit_to_image,
+                                       pinhole_camera_info, unmodelled_distortion)
 from lumde_ros.ros.diagnostics import FrameStats, diagnostic_array
 from lumde_ros.ros.image import colorize_depth, compressed_to_rgb, depth_to_image, \
     image_to_rgb, rgb_to_image
@@ -49,6 +50,9 @@ NODE_NAME = "depth_node"
 WARN_PERIOD_S = 5.0
 # How often input_qos auto re-checks what the camera's publishers offer.
 AUTO_QOS_PERIOD_S = 0.5
+# Image stamps further than this from the node's clock are taken to be on another clock (a
+# driver's device time, a bag played without --clock); they are left out of the latency.
+MAX_STAMP_SKEW_S = 60.0
 
 PARAMS = (
     ParamSpec("model_path", "Model to serve: a .pt checkpoint or an .onnx from lumde export; "
@@ -84,7 +88,7 @@ PARAMS = (
     ParamSpec("max_input_pixels", "Images with more pixels are refused with a warning.",
               low=1, high=2**31 - 1),
     ParamSpec("fallback_hfov_deg", "Horizontal field of view (degrees) assumed until a valid "
-              "CameraInfo arrives.", low=1.0, high=179.0),
+              "CameraInfo arrives.", low=FOV_RANGE_DEG[0], high=FOV_RANGE_DEG[1]),
     ParamSpec("output_qos", "Reliability of all outputs; reliable is what RViz subscribes "
               "with.", read_only=True, choices=RELIABILITIES),
     ParamSpec("qos_depth", "History depth of every publisher and subscription.",
@@ -101,9 +105,11 @@ _SPECS = {spec.name: spec for spec in PARAMS}
 
 
 def problem_kind(err: LumdeError) -> str:
-    """Throttling key: the error's class and the start of its text with numbers blanked, so
-    one recurring problem is rate-limited without hiding a different one."""
-    return f"{type(err).__name__}: {re.sub(r'[0-9.]+', '#', str(err))[:40]}"
+    """Throttling key: the error's class and the start of its text with numbers and quoted
+    (publisher-supplied) values blanked, so one recurring problem is rate-limited without
+    hiding a different one, and no publisher can create keys without end."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "''", str(err))
+    return f"{type(err).__name__}: {re.sub(r'[0-9.]+', '#', text)[:60]}"
 
 
 def diagnostic_name(node_fqn: str) -> str:
@@ -237,8 +243,12 @@ class DepthNode(Node):
         try:
             self._camera = camera_intrinsics(msg)
         except IntrinsicsError as err:
-            self._throttle.warn("camera_info", f"ignoring CameraInfo: {err}; keeping the last "
-                                               "good intrinsics")
+            self._throttle.warn(problem_kind(err), f"ignoring CameraInfo: {err}; keeping the "
+                                                   "last good intrinsics")
+            return
+        distortion = unmodelled_distortion(msg, self._image_sub.topic)
+        if distortion:
+            self.get_logger().warning(distortion, once=True)
 
     # --- processing --------------------------------------------------------------------------
     def _inference_loop(self) -> None:
@@ -273,6 +283,10 @@ class DepthNode(Node):
                                                                       predictor.height)
         depth = predictor.predict(rgb, served.scale, size, p.min_depth_m, p.max_depth_m)
         header = msg.header
+        if not header.frame_id:
+            self._throttle.warn("no_frame_id", "the camera's images have an empty "
+                                "header.frame_id, so RViz and tf cannot place depth or points; "
+                                "set the camera driver's frame_id (its optical frame)")
         self._depth_pub.publish(depth_to_image(depth, header))
         intrinsics = self._intrinsics_for(width, height)
         if intrinsics is not None:
@@ -296,12 +310,23 @@ class DepthNode(Node):
             return Intrinsics.from_hfov(width, height, self._params.fallback_hfov_deg)
         fit = fit_to_image(self._camera, width, height)
         if fit.warning:
-            self._throttle.warn("camera_info_size", fit.warning)
+            self._throttle.warn("camera_info_scaled" if fit.intrinsics else "camera_info_aspect",
+                                fit.warning)
         return fit.intrinsics
 
     def _latency_s(self, header: Header) -> float | None:
+        """Input stamp to now, or None when the stamp is unset or on another clock."""
         stamp_ns = header.stamp.sec * 10**9 + header.stamp.nanosec
-        return (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
+        if not stamp_ns:
+            return None
+        latency = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
+        if abs(latency) > MAX_STAMP_SKEW_S:
+            self._throttle.warn("stamp_skew", (
+                f"image stamps are {latency:.3g} s from this node's clock, so latency is not "
+                "reported: the driver stamps with another clock (use its ROS-time option), or "
+                "a bag plays without --clock while use_sim_time is false"))
+            return None
+        return latency
 
     # --- parameters and model swap -------------------------------------------------------------
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:

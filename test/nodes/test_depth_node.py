@@ -5,15 +5,18 @@ import time
 
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time as TimeMsg
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, CompressedImage
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
 from lumde_ros.config import node_defaults
+from lumde_ros.errors import EncodingError
 from lumde_ros.inference import default_model, shipped_weights
-from lumde_ros.nodes.depth_node import PARAMS
-from lumde_ros.ros.camera_info import camera_intrinsics
-from lumde_ros.ros.image import image_to_depth
+from lumde_ros.nodes.depth_node import PARAMS, problem_kind
+from lumde_ros.ros.camera_info import camera_intrinsics, pinhole_camera_info
+from lumde_ros.ros.image import image_to_depth, image_to_rgb, rgb_to_image
 from lumde_ros.ros.pointcloud import cloud_to_arrays
 
 from node_graph import CAMERA, wait_until
@@ -160,6 +163,32 @@ def test_camera_info_problems(graph_factory, frames):
     header = g.send(frames[3], info=half)
     scaled = g.output("depth/camera_info", header)
     assert scaled.k[0] == pytest.approx(250.0 * 2 * NETWORK[0] / 640)
+
+
+def test_frames_on_another_clock_or_without_frame_id_are_served_and_explained(
+        graph_factory, frames, capfd):
+    g = graph_factory()
+    header = Header(stamp=TimeMsg(sec=1000), frame_id="")  # a driver's time since boot
+    g.player.info_pub.publish(pinhole_camera_info(CAMERA, header))
+    g.player.image_pub.publish(rgb_to_image(frames[0], header))
+    assert g.output("depth/image", header).header == header
+    wait_until(lambda: int(g.diagnostics().get("processed_frames", 0)) >= 1, what="diagnostics")
+    assert g.diagnostics()["latency_p50_ms"] == "nan"  # not 1.8e12 ms
+    logged = capfd.readouterr().err
+    assert "empty header.frame_id" in logged and "from this node's clock" in logged
+
+
+def _refusal_kind(**fields: object) -> str:
+    with pytest.raises(EncodingError) as refused:
+        image_to_rgb(Image(**{"width": 64, "height": 48, "encoding": "rgb8", "step": 192,
+                              "data": bytes(192 * 48), **fields}), 1 << 24)
+    return problem_kind(refused.value)
+
+
+def test_one_recurring_problem_is_one_throttling_key_whatever_the_publisher_sends():
+    kinds = {_refusal_kind(encoding=e) for e in ("16UC1", "weird", "z" * 100_000, "it's")}
+    assert len(kinds) == 1 and len(kinds.pop()) < 100
+    assert _refusal_kind(width=0) != _refusal_kind(encoding="16UC1")  # another problem
 
 
 def _set(g, **values):
