@@ -82,7 +82,8 @@ PARAMS = (
     ParamSpec("depth_scale", "Metres per network depth unit when scale_mode is fixed.",
               low=1e-6, high=1e6),
     ParamSpec("image_transport", "raw subscribes `image`; compressed subscribes "
-              "`image/compressed` (jpeg/png).", read_only=True, choices=("raw", "compressed")),
+              "`image/compressed` (jpeg/png/tiff).", read_only=True,
+              choices=("raw", "compressed")),
     ParamSpec("input_qos", "auto matches the camera publisher's reliability (as rosbag2 "
               "does); or force reliable / best_effort.", read_only=True, choices=INPUT_QOS),
     ParamSpec("max_input_pixels", "Images with more pixels are refused with a warning.",

@@ -89,7 +89,8 @@ def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
 
 
 def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
-    """Decode a CompressedImage (jpeg/png, as image_transport's compressed plugin sends)."""
+    """Decode a CompressedImage (jpeg, png or tiff: the codecs of image_transport's
+    compressed plugin)."""
     if "compressedDepth" in msg.format:
         raise EncodingError(f"format '{msg.format}' is a compressed depth image, not a camera "
                             "image; subscribe to the colour camera's compressed topic")
@@ -99,8 +100,8 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
     size = compressed_size(data)
     if size is None:
         raise EncodingError(f"cannot decode compressed image ({len(data)} bytes, format "
-                            f"{msg.format[:QUOTE_CHARS]!r}): not a jpeg or png, or its header "
-                            "is corrupt")
+                            f"{msg.format[:QUOTE_CHARS]!r}): not a jpeg, png or tiff, or its "
+                            "header is corrupt")
     check_size(*size, max_pixels)  # before decoding: a small file can hold a huge image
     # The pixels as sent: image_transport ignores EXIF orientation, and so does CameraInfo.
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8),
@@ -116,9 +117,17 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
+_TIFF_ORDER = {b"II*\0": "little", b"MM\0*": "big"}
+_TIFF_WIDTH, _TIFF_HEIGHT = 256, 257  # tags of the first image directory
+_TIFF_SHORT, _TIFF_LONG = 3, 4  # field types those tags use
+
+
 def compressed_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header without decoding the pixels; None when the
-    data is neither or its header is unreadable."""
+    """(width, height) from a PNG, JPEG or TIFF header without decoding the pixels; None when
+    the data is none of them or its header is unreadable."""
+    order = _TIFF_ORDER.get(data[:4])
+    if order:
+        return _tiff_size(data, order)
     if data.startswith(_PNG_SIGNATURE):
         if len(data) < 24 or data[12:16] != b"IHDR":
             return None
@@ -145,6 +154,25 @@ def compressed_size(data: bytes) -> tuple[int, int] | None:
                 int.from_bytes(data[at + 5:at + 7], "big")
         at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
     return None
+
+
+def _tiff_size(data: bytes, order: str) -> tuple[int, int] | None:
+    """ImageWidth and ImageLength of a TIFF's first directory (12-byte entries: tag, type,
+    count, value)."""
+    def number(at: int, size: int) -> int:
+        return int.from_bytes(data[at:at + size], order)
+
+    ifd = number(4, 4)
+    found: dict[int, int] = {}
+    for entry in range(ifd + 2, ifd + 2 + 12 * number(ifd, 2), 12):
+        if entry + 12 > len(data):
+            return None
+        tag, kind = number(entry, 2), number(entry + 2, 2)
+        if tag in (_TIFF_WIDTH, _TIFF_HEIGHT) and kind in (_TIFF_SHORT, _TIFF_LONG):
+            found[tag] = number(entry + 8, 2 if kind == _TIFF_SHORT else 4)
+    if len(found) < 2:
+        return None
+    return found[_TIFF_WIDTH], found[_TIFF_HEIGHT]
 
 
 def _payload(pixels: np.ndarray) -> array.array:
