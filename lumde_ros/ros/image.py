@@ -92,8 +92,9 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
     """Decode a CompressedImage (jpeg, png or tiff: the codecs of image_transport's
     compressed plugin)."""
     if "compressedDepth" in msg.format:
-        raise EncodingError(f"format '{msg.format}' is a compressed depth image, not a camera "
-                            "image; subscribe to the colour camera's compressed topic")
+        raise EncodingError(f"format {msg.format[:QUOTE_CHARS]!r} is a compressed depth image, "
+                            "not a camera image; subscribe to the colour camera's compressed "
+                            "topic")
     if len(msg.data) == 0:
         raise EncodingError("compressed image has an empty payload")
     data = bytes(msg.data)
@@ -115,8 +116,6 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (they hold the image size); C4, C8 and CC are other segments.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
 _TIFF_ORDER = {b"II*\0": "little", b"MM\0*": "big"}
 _TIFF_WIDTH, _TIFF_HEIGHT = 256, 257  # tags of the first image directory
 _TIFF_SHORT, _TIFF_LONG = 3, 4  # field types those tags use
