@@ -42,13 +42,15 @@ class Batch:
 class TripletData:
     """Frames (N, 3, H, W) uint8, their camera matrices (N, 3, 3) at that size, camera poses
     in the odometry frame (N, 4, 4) or None, and index triplets (M, 3) (previous, target, next).
-    `recordings`: per recording, its path, frames kept and triplets (for logs and provenance)."""
+    `recordings`: per recording, its path, frames kept and triplets (for logs and provenance).
+    `why_relative`: without poses, which recordings lacked usable odometry and why."""
 
     images: torch.Tensor
     k: torch.Tensor
     poses: torch.Tensor | None
     triplets: torch.Tensor
     recordings: list[dict[str, object]]
+    why_relative: str = ""
 
     @property
     def metric(self) -> bool:
@@ -141,11 +143,14 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         found = triplets([_Frame(pose[i] if use_odometry else None) for i in keep],
                          min_baseline_m)
         if not found:
+            apart = f" each {min_baseline_m} m apart" if use_odometry else ""
             raise TrainingError(
-                f"{bag}: {len(keep)} usable frames give no "
-                f"{'held-out' if held_out else 'training'} triplet; a recording needs "
-                f"at least three frames" + (f" each {min_baseline_m} m apart (the robot must "
-                                            "move)" if use_odometry else ""))
+                f"{bag}: the held-out last {holdout:.0%} of its usable frames ({len(keep)}) "
+                f"give no triplet of three frames{apart}: record longer or raise --holdout"
+                if held_out else
+                f"{bag}: {len(keep)} usable frames give no training triplet; a recording "
+                f"needs at least three frames" + (f"{apart} (the robot must move)"
+                                                  if use_odometry else ""))
         images += [rgb[i] for i in keep]
         ks += [k[i] for i in keep]
         poses += [pose[i] for i in keep] if use_odometry else []
@@ -156,7 +161,9 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
         k=torch.from_numpy(np.stack(ks)).float(),
         poses=torch.from_numpy(np.stack(poses)) if use_odometry else None,
-        triplets=torch.tensor(rows, dtype=torch.long), recordings=recordings)
+        triplets=torch.tensor(rows, dtype=torch.long), recordings=recordings,
+        why_relative="" if use_odometry else "the configuration sets pose: learned"
+        if pose_route == "learned" else "; ".join(f"{b}: {w}" for b, w in without))
 
 
 @dataclass(frozen=True)

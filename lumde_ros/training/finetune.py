@@ -18,14 +18,14 @@ import torch
 import yaml
 
 from lumde_ros.config import load_yaml, node_defaults
-from lumde_ros.data.triplets import load_triplets
+from lumde_ros.data.triplets import TripletData, load_triplets
 from lumde_ros.errors import ConfigError, TrainingError
 from lumde_ros.files import atomic_path
-from lumde_ros.inference import shipped_weights
+from lumde_ros.inference import load_model_or_default, shipped_weights
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.training.config import DistillConfig, load_section
 from lumde_ros.training.distill import distill
-from lumde_ros.training.gate import gate
+from lumde_ros.training.gate import gate, relative_reason
 from lumde_ros.training.run import STATE_FILE, read_state
 from lumde_ros.training.teacher import train_teacher
 
@@ -129,6 +129,7 @@ def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
             "student": str(Path(student).resolve()) if student else None,
             "options": dataclasses.asdict(options), "config": str(config_path or "")})
         _overlay(out, options, config_path)
+    check_recordings(out, asked["bags"], asked["student"], options)
     overlay = out / OVERLAY_FILE
     summary: dict[str, Any] = {"out": str(out), "finished": False}
     for phase, phase_steps in zip(PHASES, (options.teacher_steps, options.student_steps)):
@@ -158,13 +159,30 @@ def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
     return summary
 
 
+def _held_out(out: Path, bags: list[str], options: FinetuneOptions) -> TripletData:
+    config = load_section("distill", DistillConfig, out / OVERLAY_FILE)
+    return load_triplets(bags, config.data.input_width, config.data.input_height,
+                         config.data.pose, config.data.min_baseline_m, options.holdout,
+                         held_out=True)
+
+
+def check_recordings(out: Path, bags: list[str], serving: str | None,
+                     options: FinetuneOptions) -> None:
+    """Refuse before any training what the gate would refuse after it: recordings whose
+    held-out end has no triplet to judge on, or recordings without usable odometry when the
+    serving model gives metres (the fine-tune would learn relative depth)."""
+    data = _held_out(out, bags, options)
+    serving_checkpoint = load_model_or_default(serving)[0]
+    if serving_checkpoint.metric and not data.metric:
+        raise TrainingError(f"the serving model's depth is metric but {relative_reason(data)}; "
+                            "a fine-tune on these recordings would learn relative depth")
+
+
 def judge(out: Path, bags: list[str], serving: str | None,
           options: FinetuneOptions) -> dict[str, Any]:
     """Run the gate on the held-out end of every recording; writes gate.json."""
     config = load_section("distill", DistillConfig, out / OVERLAY_FILE)
-    data = load_triplets(bags, config.data.input_width, config.data.input_height,
-                         config.data.pose, config.data.min_baseline_m, options.holdout,
-                         held_out=True)
+    data = _held_out(out, bags, options)
     pose_net = None
     if not data.metric:  # only then is the run's pose network needed (its state is large)
         modules = read_state(out / "student")["modules"]

@@ -30,9 +30,10 @@ RELATIVE_SCALES = tuple(float(2.0 ** e) for e in np.linspace(-3, 3, 25))
 CHUNK = 8
 
 
-def model_depths(model: str | Path | None, data: TripletData) -> np.ndarray:
+def model_depths(model: str | Path | None, data: TripletData) -> tuple[np.ndarray, bool]:
     """The served depth (N, 1, H, W) in metres (or the model's unit) of every held-out target
-    frame, at the data's size, through the predictor the depth node uses."""
+    frame, at the data's size, through the predictor the depth node uses; and whether the
+    model's depth is metric."""
     checkpoint, onnx_path, _ = load_model_or_default(model)
     predictor = Predictor(checkpoint, backend="auto" if onnx_path else "torch",
                           onnx_path=onnx_path)
@@ -45,7 +46,7 @@ def model_depths(model: str | Path | None, data: TripletData) -> np.ndarray:
             depths.append(predictor.predict(np.ascontiguousarray(rgb), scale, (width, height)))
         except InferenceError:
             depths.append(np.full((height, width), np.nan, np.float32))
-    return np.stack(depths)[:, None]
+    return np.stack(depths)[:, None], checkpoint.metric
 
 
 def reprojection_error(depths: np.ndarray, data: TripletData, motions: torch.Tensor,
@@ -83,6 +84,12 @@ def held_out_motions(data: TripletData, pose_net: nn.Module | None) -> torch.Ten
         return forward_motions(pose_net.eval(), batch)
 
 
+def relative_reason(data: TripletData) -> str:
+    """Why a fine-tune on `data` learns relative depth, and what gives metres."""
+    return (f"the camera motion is learned, not measured ({data.why_relative}); record "
+            "odometry and the camera mounting (/tf_static) for metric depth")
+
+
 def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
          pose_net: nn.Module | None, margin: float, ssim_weight: float) -> dict[str, Any]:
     """Judge `candidate` against the `serving` model (None: the package's default) on the
@@ -94,16 +101,20 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
     for role, model in (("candidate", candidate), ("serving", serving)):
         figures[role] = {"model": str(model) if model else "(default)"}
         try:
-            depths = model_depths(model, data)
+            depths, metric = model_depths(model, data)
         except ModelLoadError as err:  # judged as unusable, with the loader's reason
             figures[role].update(photometric_error=math.nan, finite=False, scale=math.nan,
                                  error=str(err))
             continue
         error, scale = reprojection_error(depths, data, motions, ssim_weight, scales)
-        figures[role].update(photometric_error=error, finite=math.isfinite(error), scale=scale)
+        figures[role].update(photometric_error=error, finite=math.isfinite(error), scale=scale,
+                             metric=metric)
     new, old = figures["candidate"]["photometric_error"], figures["serving"]["photometric_error"]
     if "error" in figures["candidate"]:
         accepted, reason = False, f"the candidate cannot serve: {figures['candidate']['error']}"
+    elif figures["serving"].get("metric") and not figures["candidate"]["metric"]:
+        accepted, reason = False, ("the candidate's depth is relative and would replace metric "
+                                   f"depth: {relative_reason(data)}")
     elif not math.isfinite(new):
         accepted, reason = False, "the candidate's depth is not finite (or not positive) on " \
                                   "some held-out frame"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from test_teacher import lumde
 from tiny import finetune_overlay
 
@@ -84,3 +85,19 @@ def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_pat
                     str(tmp_path / "c"), "--holdout", "0")
     assert no_gate.returncode == 1 and "holdout" in no_gate.stderr
     assert not (tmp_path / "c").exists()
+    # Refused before any training, not after it: a held-out end too short for the gate...
+    short = lumde("finetune", "--bag", str(room), "--teacher", str(tiny_teacher), "--out",
+                  str(tmp_path / "d"), "--config", str(overlay), "--holdout", "0.05")
+    assert short.returncode == 1 and "record longer or raise --holdout" in short.stderr
+    # ...and a fine-tune that would learn relative depth for a metric serving student.
+    learned = yaml.safe_load(overlay.read_text())
+    for section in learned.values():
+        section["data"]["pose"] = "learned"
+    (tmp_path / "learned.yaml").write_text(yaml.safe_dump(learned))
+    relative = lumde("finetune", "--bag", str(room), "--teacher", str(tiny_teacher), "--out",
+                     str(tmp_path / "e"), "--config", str(tmp_path / "learned.yaml"),
+                     "--holdout", "0.3")
+    assert relative.returncode == 1 and "serving model's depth is metric" in relative.stderr
+    assert "pose: learned" in relative.stderr
+    for run in ("d", "e"):
+        assert not (tmp_path / run / "teacher").exists()

@@ -85,7 +85,8 @@ def test_gate_accepts_an_equal_model_and_rejects_a_worse_or_broken_one(
     data, truth = with_truth
     # A serving model at the scene's true median depth (the untrained student predicts
     # nearly constant depth), and the same one served 8x too far.
-    served = model_depths(student_path, data)
+    served, metric = model_depths(student_path, data)
+    assert not metric  # the untrained student's depth is relative
     calibrated = scaled_copy(student_path, float(np.median(truth) / np.median(served)),
                              tmp_path / "calibrated.pt")
     same = gate(calibrated, calibrated, data, None, 0.02, SSIM)
@@ -109,6 +110,12 @@ def test_gate_accepts_an_equal_model_and_rejects_a_worse_or_broken_one(
     assert not verdict["accepted"] and "cannot serve" in verdict["reason"]
     assert "NaN or Inf" in verdict["candidate"]["error"]
     assert math.isfinite(verdict["serving"]["photometric_error"])
+
+    # However well it scores, relative depth never replaces metres.
+    metric = save_checkpoint(dataclasses.replace(checkpoint, metric=True), tmp_path / "m.pt")
+    relative = gate(calibrated, metric, data, None, 0.02, SSIM)
+    assert not relative["accepted"] and "would replace metric depth" in relative["reason"]
+    assert relative["serving"]["metric"] and not relative["candidate"]["metric"]
 
 
 def test_held_out_frames_are_the_end_of_each_recording_and_never_trained_on(sim_bag):
