@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lumde_ros.errors import BagError
+
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 # delta thresholds: the fraction of pixels with max(pred/gt, gt/pred) below 1.25**k.
 DELTA_BASE = 1.25
@@ -116,6 +118,10 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                 continue
             size = (frame.depth.shape[1], frame.depth.shape[0])
             metrics.add(predictor.predict(frame.rgb, scale, size), frame.depth)
+        if not metrics.frames:
+            raise BagError(f"{bag} has no camera frame with ground-truth depth to evaluate on "
+                           f"(depth topic: {recording.depth_topic or 'none found'}; image "
+                           f"topic: {recording.image_topic})")
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
     return {"bag": str(bag), "backend": predictor.backend,
             "model": name,

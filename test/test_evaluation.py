@@ -2,8 +2,11 @@ import math
 
 import numpy as np
 import pytest
+from bags import copy_bag
 
-from lumde_ros.evaluation import MetricAccumulator, format_table, image_metrics
+from lumde_ros.errors import BagError
+from lumde_ros.evaluation import (MetricAccumulator, evaluate_recording, format_table,
+                                  image_metrics)
 
 
 def test_hand_computed_values():
@@ -36,3 +39,9 @@ def test_predictions_are_clipped_and_empty_images_skipped():
     acc.add(np.ones(3), np.ones(3))
     assert acc.frames == 1 and acc.result()["abs_rel"] == 0.0
     assert "abs_rel" in format_table({"model": acc.result()})
+
+
+def test_a_recording_without_ground_truth_is_refused_not_scored_nan(tmp_path, sim_bag):
+    bare = copy_bag(sim_bag, tmp_path / "bare", drop={"/camera/depth/ground_truth"})
+    with pytest.raises(BagError, match="no camera frame with ground-truth depth.*none found"):
+        evaluate_recording(bare, None, 0.1, 10.0)

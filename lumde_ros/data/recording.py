@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
 
 from lumde_ros.errors import BagError, EncodingError, IntrinsicsError
 from lumde_ros.geometry import Intrinsics, pose_matrix
@@ -52,8 +53,16 @@ class Recording:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"recording {self.path} does not exist")
+        if self.path.is_dir() and not (self.path / "metadata.yaml").exists():
+            files = sorted(self.path.glob("*.mcap")) + sorted(self.path.glob("*.db3"))
+            hint = f"; pass {files[0]} itself" if len(files) == 1 else ""
+            raise BagError(f"{self.path} has no metadata.yaml (a bag directory needs one){hint}"
+                           "; or restore it with ros2 bag reindex")
         try:
-            self._reader = AnyReader([self.path])
+            # Standard message definitions for bags that carry none (sqlite3 bags before
+            # Iron); a bag's own definitions take precedence.
+            self._reader = AnyReader([self.path],
+                                     default_typestore=get_typestore(Stores.ROS2_JAZZY))
             self._reader.open()
         except Exception as err:  # rosbags raises AnyReaderError and others for bad files
             raise BagError(f"cannot open {self.path} as a rosbag2 (corrupt, truncated or not a "
@@ -194,15 +203,18 @@ class Recording:
         return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose)
 
     def _odometry(self) -> list[tuple[int, np.ndarray, str]]:
-        """(stamp, odom_from_base, base frame) of every odometry message, in time order."""
+        """(stamp, odom_from_base, base frame) of every odometry message with a usable pose,
+        in time order. Poses that are not finite or have a zero quaternion (an estimator not
+        yet initialised, a driver leaving orientation unset) are left out: frames between the
+        good ones are still interpolated."""
         if self.odom_topic is None:
             return []
         out = []
         for _, msg in self._messages([self.odom_topic]):
             p, q = msg.pose.pose.position, msg.pose.pose.orientation
-            out.append((_stamp(msg), pose_matrix(np.array([p.x, p.y, p.z]),
-                                                 np.array([q.x, q.y, q.z, q.w])),
-                        msg.child_frame_id))
+            position, quaternion = np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+            if np.isfinite([*position, *quaternion]).all() and np.linalg.norm(quaternion) > 1e-6:
+                out.append((_stamp(msg), pose_matrix(position, quaternion), msg.child_frame_id))
         return sorted(out, key=lambda row: row[0])
 
 

@@ -1,8 +1,12 @@
 """Reading recordings: what simulate writes comes back whole; bad bags are refused clearly."""
 from __future__ import annotations
 
+import shutil
+import sqlite3
+
 import numpy as np
 import pytest
+from bags import copy_bag, humble_sqlite3_copy
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from lumde_ros.data import Recording
@@ -59,6 +63,43 @@ def test_corrupt_and_missing_bags_are_refused(tmp_path, sim_bag):
     with pytest.raises(BagError, match="broken"):
         with Recording(broken) as rec:
             list(rec.frames())
+
+
+def test_a_humble_sqlite3_bag_without_message_definitions_is_read(tmp_path, sim_bag):
+    humble = humble_sqlite3_copy(sim_bag, tmp_path / "humble")
+    assert "message_definitions" not in sqlite3.connect(next(humble.glob("*.db3"))).execute(
+        "select group_concat(name) from sqlite_master").fetchone()[0]
+    with Recording(humble) as old, Recording(sim_bag) as new:
+        for a, b in zip(old.frames(), new.frames(), strict=True):
+            np.testing.assert_array_equal(a.rgb, b.rgb)
+            np.testing.assert_array_equal(a.odom_from_camera, b.odom_from_camera)
+
+
+def test_a_bag_directory_without_metadata_names_the_file_to_pass(tmp_path, sim_bag):
+    bare = tmp_path / "bare"
+    shutil.copytree(sim_bag, bare)
+    (bare / "metadata.yaml").unlink()
+    storage = next(bare.glob("*.mcap"))
+    with pytest.raises(BagError, match=f"no metadata.yaml.*pass {storage} itself"):
+        Recording(bare)
+    with Recording(storage) as rec:
+        assert len(list(rec.frames())) == 10
+
+
+def test_unusable_odometry_poses_are_left_out(tmp_path, sim_bag):
+    def spoil(msg, index):  # an estimator not yet initialised, then a driver's zero quaternion
+        if index == 0:
+            msg.pose.pose.position.x = float("nan")
+        elif index == 1:
+            q = msg.pose.pose.orientation
+            q.x = q.y = q.z = q.w = 0.0
+    spoiled = copy_bag(sim_bag, tmp_path / "spoiled", edit=("/odom", spoil))
+    with Recording(spoiled) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+    posed = [(a, b) for a, b in pairs if a.odom_from_camera is not None]
+    assert len(posed) >= len(pairs) - 2 and all(np.isfinite(a.odom_from_camera).all()
+                                                 for a, _ in posed)
+    np.testing.assert_allclose(posed[-1][0].odom_from_camera, posed[-1][1].odom_from_camera)
 
 
 def test_image_and_camera_info_size_mismatch_is_refused(tmp_path):

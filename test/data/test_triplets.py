@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bags import copy_without
+from bags import copy_bag
 
 from lumde_ros.data import Recording
 from lumde_ros.data.triplets import camera_motions, load_triplets, mirrored
@@ -15,7 +15,7 @@ from lumde_ros.losses.photometric import photometric_error
 
 @pytest.fixture(scope="module")
 def bag_without_odometry(sim_bag, tmp_path_factory):
-    return copy_without(sim_bag, tmp_path_factory.mktemp("noodom") / "bag", {"/odom"})
+    return copy_bag(sim_bag, tmp_path_factory.mktemp("noodom") / "bag", {"/odom"})
 
 
 def test_frames_are_resized_with_their_intrinsics_and_odometry_gives_metric_motion(sim_bag):
@@ -47,7 +47,7 @@ def test_the_learned_route_can_be_forced_on_a_recording_with_odometry(sim_bag):
 def test_unusable_recordings_are_refused_with_the_reason(sim_bag, tmp_path):
     with pytest.raises(TrainingError, match="no training triplet"):
         load_triplets([sim_bag], 64, 48, "odometry", min_baseline_m=50.0)
-    no_images = copy_without(sim_bag, tmp_path / "noimg", {"/camera/image_raw"})
+    no_images = copy_bag(sim_bag, tmp_path / "noimg", {"/camera/image_raw"})
     with pytest.raises(BagError, match="camera image"):
         load_triplets([no_images], 64, 48, "auto", 0.05)
     with pytest.raises(TrainingError, match="pose route"):
