@@ -82,8 +82,10 @@ def _export(args: argparse.Namespace) -> dict[str, object]:
 def _eval(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.evaluation import PROTOCOLS, evaluate_recording, format_table
 
+    topics = {f"{name}_topic": getattr(args, f"{name}_topic")
+              for name in ("image", "camera_info", "depth")}
     result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m,
-                                backend=args.backend)
+                                backend=args.backend, topics=topics)
     if args.json != STDOUT:
         print(format_table({name: result[name] for name in PROTOCOLS}))
     return result
@@ -196,6 +198,9 @@ def parser() -> argparse.ArgumentParser:
                                                            "openvino"))
     ev.add_argument("--min-depth-m", "--min-depth", type=float, default=0.1)
     ev.add_argument("--max-depth-m", "--max-depth", type=float, default=10.0)
+    for name, what in (("image", "camera image"), ("camera-info", "its CameraInfo"),
+                       ("depth", "ground-truth depth")):
+        ev.add_argument(f"--{name}-topic", help=f"{what} topic (default: found in the bag)")
     ev.set_defaults(run=_eval)
     export = sub.add_parser("export", help="ONNX graph of a model, verified against PyTorch",
                             description="Writes an ONNX graph (opset 17) with the checkpoint's "

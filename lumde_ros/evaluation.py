@@ -99,11 +99,12 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 
 def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_depth_m: float,
-                       max_depth_m: float, threads: int = 0,
-                       backend: str = "torch") -> dict[str, object]:
+                       max_depth_m: float, threads: int = 0, backend: str = "torch",
+                       topics: dict[str, str | None] | None = None) -> dict[str, object]:
     """Run a model (None: the default model) over every frame of `bag` that has ground
     truth, through the same Predictor the depth node serves with; returns both protocols'
-    metrics plus the model's size and cost."""
+    metrics plus the model's size and cost. `topics`: image_topic, camera_info_topic and
+    depth_topic where the recording's own choice is not wanted."""
     from lumde_ros.data import Recording
     from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
     from lumde_ros.models import build_depth_net, count_macs
@@ -112,7 +113,7 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     predictor = Predictor(checkpoint, threads=threads, backend=backend, onnx_path=onnx_path)
     scale = resolve_scale(checkpoint, "checkpoint", 1.0)
     metrics = ProtocolMetrics(min_depth_m, max_depth_m)
-    with Recording(bag) as recording:
+    with Recording(bag, **(topics or {})) as recording:
         for frame in recording.frames():
             if frame.depth is None:
                 continue
@@ -123,7 +124,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                            f"(depth topic: {recording.depth_topic or 'none found'}; image "
                            f"topic: {recording.image_topic})")
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
-    return {"bag": str(bag), "backend": predictor.backend,
+    return {"bag": str(bag), "backend": predictor.backend, "image_topic": recording.image_topic,
+            "depth_topic": recording.depth_topic,
             "model": name,
             "frames": metrics.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
             "parameters": sum(p.numel() for p in net.parameters()),

@@ -11,16 +11,19 @@ from rosbags.typesys import Stores, get_typestore
 
 
 def copy_bag(bag: Path, out: Path, drop: set[str] = frozenset(),
-             edit: tuple[str, Callable[[object, int], None]] | None = None) -> Path:
+             edit: tuple[str, Callable[[object, int], None]] | None = None,
+             rename: dict[str, tuple[str, ...]] | None = None) -> Path:
     """A copy of `bag` (MCAP) without the topics in `drop`; with `edit` (topic, change) every
     message of that topic is deserialized, changed in place by change(msg, index) and written
-    back; all others are written as recorded."""
+    back; `rename` writes a topic under each of the names given instead of its own. All else
+    is written as recorded."""
     store = get_typestore(Stores.ROS2_JAZZY)
     index = 0
     with Reader(bag) as reader, Writer(out, version=9,
                                        storage_plugin=StoragePlugin.MCAP) as writer:
-        conns = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data,
-                                             rihs01=c.digest)
+        conns = {c.id: [writer.add_connection(name, c.msgtype, msgdef=c.msgdef.data,
+                                              rihs01=c.digest)
+                        for name in (rename or {}).get(c.topic, (c.topic,))]
                  for c in reader.connections if c.topic not in drop}
         for conn, stamp, raw in reader.messages():
             if conn.id not in conns:
@@ -30,7 +33,8 @@ def copy_bag(bag: Path, out: Path, drop: set[str] = frozenset(),
                 edit[1](msg, index)
                 index += 1
                 raw = store.serialize_cdr(msg, conn.msgtype)
-            writer.write(conns[conn.id], stamp, raw)
+            for target in conns[conn.id]:
+                writer.write(target, stamp, raw)
     return out
 
 

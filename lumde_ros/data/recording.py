@@ -3,6 +3,7 @@ image (raw or compressed), its intrinsics, ground-truth depth when recorded, and
 pose in the odometry frame when the bag has odometry and the camera's mounting in tf."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,15 @@ from rosbags.typesys import Stores, get_typestore
 from lumde_ros.errors import BagError, EncodingError, IntrinsicsError
 from lumde_ros.geometry import Intrinsics, pose_matrix
 from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image
-from lumde_ros.ros.image import compressed_to_rgb, image_to_depth, image_to_rgb
+from lumde_ros.ros.image import DEPTH_ENCODINGS, compressed_to_rgb, image_to_depth, image_to_rgb
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-# Topics a depth estimator publishes: not ground truth, whatever their name says.
-DEPTH_OUTPUTS = ("depth/image", "depth/colored")
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+# Topics a depth estimator publishes: neither camera nor ground truth, whatever they hold.
+DEPTH_OUTPUTS = ("depth/image", "depth/colored", "depth/camera_info")
+# How a user names the topics when a recording holds several candidates.
+TOPIC_SETTINGS = "data.image_topic / data.camera_info_topic in the training configuration, " \
+                 "or --image-topic / --camera-info-topic"
 # Recordings hold camera frames, not photographs of cities: anything larger is refused.
 MAX_PIXELS = 1 << 24
 
@@ -69,20 +74,24 @@ class Recording:
                            f"bag): {type(err).__name__}: {err}") from err
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}
         try:
-            self.image_topic = self._pick(image_topic, IMAGE_TYPES, "camera image",
-                                          exclude=("depth",))
-            self.camera_info_topic = self._pick(camera_info_topic,
-                                                ("sensor_msgs/msg/CameraInfo",), "CameraInfo")
-            if depth_topic and depth_topic not in self.topics:
-                raise BagError(self._missing(depth_topic))
+            for topic in filter(None, (image_topic, camera_info_topic, depth_topic)):
+                if topic not in self.topics:
+                    raise BagError(self._missing(topic))
+            # Images are told apart by content: a depth image is ground truth, whatever its
+            # topic is called; a depth estimator's own outputs are neither.
+            images = [t for t, k in sorted(self.topics.items())
+                      if k in IMAGE_TYPES and not t.endswith(DEPTH_OUTPUTS)]
+            depths = [t for t in images if self._holds_depth(t)]
+            self.image_topic = image_topic or self._camera_stream(
+                [t for t in images if t not in depths])
+            self.camera_info_topic = camera_info_topic or self._camera_info()
         except BagError:
             self.close()
             raise
-        # Ground truth is found by name; a depth node's own output is never taken for it.
-        # Training opens recordings with ground_truth=False: it is not even read.
-        self.depth_topic = None if not ground_truth else depth_topic or next(
-            (t for t, k in sorted(self.topics.items()) if k == "sensor_msgs/msg/Image"
-             and "depth" in t and not t.endswith(DEPTH_OUTPUTS)), None)
+        # Training opens recordings with ground_truth=False: it is not even read. With
+        # several depth streams the one nearest the camera (longest shared prefix) is taken.
+        near = sorted(depths, key=lambda t: -len(os.path.commonprefix([t, self.image_topic])))
+        self.depth_topic = None if not ground_truth else depth_topic or next(iter(near), None)
         self.odom_topic = next((t for t, k in sorted(self.topics.items())
                                 if k == "nav_msgs/msg/Odometry"), None)
         self._mount_parents: dict[str, tuple[str, np.ndarray]] | None = None
@@ -91,17 +100,40 @@ class Recording:
         listing = ", ".join(f"{t} ({k})" for t, k in sorted(self.topics.items()))
         return f"{self.path} has no topic {topic}; it has: {listing or 'no topics'}"
 
-    def _pick(self, topic: str | None, types: tuple[str, ...], what: str,
-              exclude: tuple[str, ...] = ()) -> str:
-        if topic is not None:
-            if topic not in self.topics:
-                raise BagError(self._missing(topic))
-            return topic
-        found = [t for t, k in self.topics.items() if k in types
-                 and not any(word in t for word in exclude)]
-        if not found:
-            raise BagError(self._missing(f"of type {' or '.join(types)} ({what})"))
-        return sorted(found)[0]
+    def _holds_depth(self, topic: str) -> bool:
+        """Whether the topic's first message is a depth image (REP 118 encodings, or
+        compressed_depth_image_transport's format)."""
+        for _, msg in self._messages([topic]):
+            return "compressedDepth" in msg.format if hasattr(msg, "format") \
+                else msg.encoding in DEPTH_ENCODINGS
+        return False
+
+    def _camera_stream(self, images: list[str]) -> str:
+        """The one camera's image topic: raw before its /compressed twin; several cameras
+        must be chosen between by the user."""
+        if not images:
+            raise BagError(self._missing(f"of type {' or '.join(IMAGE_TYPES)} (camera image)"))
+        streams = sorted({t.removesuffix("/compressed") for t in images})
+        if len(streams) > 1:
+            raise BagError(f"{self.path} holds several camera streams ({', '.join(streams)}); "
+                           f"name the one to use: {TOPIC_SETTINGS}")
+        return streams[0] if streams[0] in images else images[0]
+
+    def _camera_info(self) -> str:
+        """The image's CameraInfo: the camera_info beside it (image_transport's rule), else
+        the recording's only one."""
+        stream = self.image_topic.removesuffix("/compressed")
+        beside = f"{stream.rsplit('/', 1)[0]}/camera_info"
+        if self.topics.get(beside) == CAMERA_INFO_TYPE:
+            return beside
+        infos = [t for t, k in sorted(self.topics.items())
+                 if k == CAMERA_INFO_TYPE and not t.endswith(DEPTH_OUTPUTS)]
+        if not infos:
+            raise BagError(self._missing(f"of type {CAMERA_INFO_TYPE} (CameraInfo)"))
+        if len(infos) > 1:
+            raise BagError(f"{self.path} holds several CameraInfo topics ({', '.join(infos)}) "
+                           f"and none at {beside}; name the one to use: {TOPIC_SETTINGS}")
+        return infos[0]
 
     def close(self) -> None:
         self._reader.close()

@@ -116,8 +116,8 @@ def _jitter(frames: torch.Tensor, generator: torch.Generator, amount: float) -> 
 
 
 def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_route: str,
-                  min_baseline_m: float, holdout: float = 0.0,
-                  held_out: bool = False) -> TripletData:
+                  min_baseline_m: float, holdout: float = 0.0, held_out: bool = False,
+                  image_topic: str = "", camera_info_topic: str = "") -> TripletData:
     """Read every recording, resize its frames to `width` x `height` (intrinsics scaled with
     them) and sample triplets. With odometry only frames the robot moved at least
     `min_baseline_m` between are used. The last `holdout` fraction of each recording's usable
@@ -128,7 +128,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         raise TrainingError(f"pose route '{pose_route}' is not one of {', '.join(POSE_ROUTES)}")
     if not bags:
         raise TrainingError("no recording given; pass at least one --bag")
-    loaded = [_read(Path(bag), width, height) for bag in bags]
+    loaded = [_read(Path(bag), width, height, image_topic, camera_info_topic) for bag in bags]
     without = [(bag, why) for bag, (_, _, _, why) in zip(bags, loaded) if why]
     if pose_route == "odometry" and without:
         raise TrainingError("pose route 'odometry' needs odometry and the camera mounting in "
@@ -173,11 +173,14 @@ class _Frame:
     odom_from_camera: np.ndarray | None
 
 
-def _read(bag: Path, width: int, height: int) -> tuple[list, list, list, str]:
+def _read(bag: Path, width: int, height: int, image_topic: str,
+          camera_info_topic: str) -> tuple[list, list, list, str]:
     """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
-    the frame), and why the recording has no usable odometry ('' when it has)."""
+    the frame), and why the recording has no usable odometry ('' when it has). Topics ''
+    are found in the recording."""
     rgb, k, pose = [], [], []
-    with Recording(bag, ground_truth=False) as recording:
+    with Recording(bag, image_topic or None, camera_info_topic or None,
+                   ground_truth=False) as recording:
         for frame in recording.frames():
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())

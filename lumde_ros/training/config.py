@@ -52,6 +52,8 @@ class DataConfig:
     flip: bool
     color_jitter: float
     holdout: float
+    image_topic: str
+    camera_info_topic: str
 
     def __post_init__(self) -> None:
         _require(self, "data", positive=("input_width", "input_height"),

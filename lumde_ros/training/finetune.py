@@ -163,7 +163,8 @@ def _held_out(out: Path, bags: list[str], options: FinetuneOptions) -> TripletDa
     config = load_section("distill", DistillConfig, out / OVERLAY_FILE)
     return load_triplets(bags, config.data.input_width, config.data.input_height,
                          config.data.pose, config.data.min_baseline_m, options.holdout,
-                         held_out=True)
+                         held_out=True, image_topic=config.data.image_topic,
+                         camera_info_topic=config.data.camera_info_topic)
 
 
 def check_recordings(out: Path, bags: list[str], serving: str | None,

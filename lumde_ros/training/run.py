@@ -370,7 +370,8 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
     if threads > 0:
         torch.set_num_threads(threads)
     data = load_triplets(paths, *size, config.data.pose, config.data.min_baseline_m,
-                         config.data.holdout)
+                         config.data.holdout, image_topic=config.data.image_topic,
+                         camera_info_topic=config.data.camera_info_topic)
     route = "odometry" if data.metric else "learned"
     if state is not None and state["metric"] != data.metric:
         raise TrainingError(f"the run started on the {'odometry' if state['metric'] else 'learned'}"

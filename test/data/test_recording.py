@@ -102,6 +102,25 @@ def test_unusable_odometry_poses_are_left_out(tmp_path, sim_bag):
     np.testing.assert_allclose(posed[-1][0].odom_from_camera, posed[-1][1].odom_from_camera)
 
 
+def test_topics_are_found_by_content_and_several_cameras_must_be_named(tmp_path, sim_bag):
+    image, info, truth = "/camera/image_raw", "/camera/camera_info", "/camera/depth/ground_truth"
+    # A camera whose name says depth, and a depth node's own outputs recorded beside it.
+    odd = copy_bag(sim_bag, tmp_path / "odd", rename={
+        image: ("/depthai/rgb/image_raw",), info: ("/calib/camera_info", "/depth/camera_info"),
+        truth: ("/stereo/range", "/depth/image")})
+    with Recording(odd) as rec:
+        assert (rec.image_topic, rec.camera_info_topic, rec.depth_topic) == (
+            "/depthai/rgb/image_raw", "/calib/camera_info", "/stereo/range")
+    two = copy_bag(sim_bag, tmp_path / "two", rename={
+        image: (image, "/rear/image_raw"), info: (info, "/rear/camera_info")})
+    with pytest.raises(BagError, match="several camera streams \\(/camera/image_raw, "
+                                       "/rear/image_raw\\); name the one.*--image-topic"):
+        Recording(two)
+    with Recording(two, image_topic="/rear/image_raw") as rec:
+        assert rec.camera_info_topic == "/rear/camera_info"  # the one beside the image
+        assert len(list(rec.frames())) == 10
+
+
 def test_image_and_camera_info_size_mismatch_is_refused(tmp_path):
     path = tmp_path / "mismatch"
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
