@@ -175,6 +175,10 @@ class DepthNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        # Set before anything can fail: a node refused at start-up is still destroyed.
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._worker = threading.Thread(target=self._inference_loop, name="lumde_inference",
+                                        daemon=True)
         self._params = DepthParams(**declare_parameters(self, PARAMS, node_defaults("depth.yaml")))
         self._params.check()
         self._served = load_served(self._params)
@@ -195,9 +199,6 @@ class DepthNode(Node):
         self._colored_pub = self.create_publisher(Image, "depth/colored", out)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self._wake, self._stop = threading.Event(), threading.Event()
-        self._worker = threading.Thread(target=self._inference_loop, name="lumde_inference",
-                                        daemon=True)
         inputs = MutuallyExclusiveCallbackGroup()
         base = self.resolve_topic_name("image")
         compressed = p.image_transport == "compressed"
@@ -222,7 +223,8 @@ class DepthNode(Node):
         """Stop the inference thread (finishing the frame in hand), then the node."""
         self._stop.set()
         self._wake.set()
-        self._worker.join(timeout=10.0)
+        if self._worker.is_alive():
+            self._worker.join(timeout=10.0)
         super().destroy_node()
 
     # --- input -------------------------------------------------------------------------------

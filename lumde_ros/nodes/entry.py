@@ -1,9 +1,11 @@
 """One node as its own process: what `ros2 run` starts for every lumde_ros executable."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
@@ -15,13 +17,21 @@ def run_node(make_node: Callable[[], Node], make_executor: Callable[[], Executor
              args: list[str] | None) -> int:
     """Start the node (a LumdeError while starting is logged as fatal: exit status 1), spin it
     until Ctrl-C or SIGTERM, then destroy it (its own clean-up runs there) and shut down."""
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RCLError as err:  # malformed --ros-args, an unreadable params file
+        print(f"{name}: cannot start: {str(err).strip()}", file=sys.stderr)
+        return 1
     try:
         node = make_node()
     except LumdeError as err:
         rclpy.logging.get_logger(name).fatal(f"cannot start: {err}")
         rclpy.try_shutdown()
         return 1
+    except (KeyboardInterrupt, ExternalShutdownException, RCLError):
+        if rclpy.ok():
+            raise
+        return 0  # Ctrl-C or SIGTERM while loading: rclpy invalidated the context
     executor = make_executor()
     executor.add_node(node)
     try:

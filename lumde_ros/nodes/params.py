@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 
 from lumde_ros.errors import ConfigError
@@ -50,8 +51,13 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...],
         raise ConfigError(f"config has no default for {missing}; reinstall lumde_ros")
     values = {}
     for spec in specs:
-        value = node.declare_parameter(spec.name, defaults[spec.name],
-                                       spec.descriptor(defaults[spec.name])).value
+        try:
+            value = node.declare_parameter(spec.name, defaults[spec.name],
+                                           spec.descriptor(defaults[spec.name])).value
+        except ParameterException as err:  # a wrong type or range from -p or a params file
+            kind = type(defaults[spec.name]).__name__
+            raise ConfigError(f"parameter '{spec.name}' ({kind}, default "
+                              f"{defaults[spec.name]!r}): {err}") from None
         spec.check(value)
         values[spec.name] = value
     return values

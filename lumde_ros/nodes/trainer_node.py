@@ -126,15 +126,16 @@ class TrainerNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        self._p = declare_parameters(self, PARAMS, node_defaults(TRAINER_CONFIG))
-        self._root = Path(self._p["output_dir"]).expanduser()
+        # Set before anything can fail: a node refused at start-up is still closed.
         # State lock: held briefly, never across a call to the depth node, which can be busy
         # for seconds (a model swap) while status, recording and the services go on.
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()  # one change of the depth node's model at a time
         self._recording: Recording | None = None
-        self._recordings: list[Path] = []  # finished this session, trained on by ~/train
         self._training: FinetuneProcess | None = None
+        self._p = declare_parameters(self, PARAMS, node_defaults(TRAINER_CONFIG))
+        self._root = Path(self._p["output_dir"]).expanduser()
+        self._recordings: list[Path] = []  # finished this session, trained on by ~/train
         self._history: list[str] = []  # model_path values served before each swap
         self._phase, self._message, self._level = "idle", "ready", DiagnosticStatus.OK
         self._last_result: dict[str, object] = {}

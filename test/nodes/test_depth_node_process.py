@@ -121,15 +121,17 @@ def test_serves_bad_input_and_shuts_down_cleanly(process_graph, tmp_path):
     assert "Traceback" not in text
 
 
-def test_refuses_to_start_on_a_corrupt_model(tmp_path):
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint")
-    process, log = _start(tmp_path, {"model_path": str(bad)})
+@pytest.mark.parametrize("params, reason", [
+    ({"model_path": "bad.pt"}, "bad.pt"),
+    ({"depth_resolution": "huge"}, "network, input"),
+    ({"min_depth_m": 1}, "parameter 'min_depth_m' (float, default 0.1)"),  # an int
+    ({"threads": 1000}, "threads out of range"),
+])
+def test_refuses_to_start_on_bad_parameters_in_one_line(tmp_path, params, reason):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    if "model_path" in params:
+        params = {"model_path": str(tmp_path / params["model_path"])}
+    process, log = _start(tmp_path, params)
     assert process.wait(timeout=60) == 1
-    assert "cannot start" in log.read_text() and "bad.pt" in log.read_text()
-
-
-def test_refuses_to_start_on_an_invalid_choice(tmp_path):
-    process, log = _start(tmp_path, {"depth_resolution": "huge"})
-    assert process.wait(timeout=60) == 1
-    assert "depth_resolution" in log.read_text() and "network, input" in log.read_text()
+    text = log.read_text()
+    assert "cannot start" in text and reason in text and "Traceback" not in text, text
