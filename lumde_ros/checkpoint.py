@@ -126,11 +126,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"checkpoint {path} does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"checkpoint {path} is an empty file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or foreign files
+        # torch's own text advises loading untrusted files with pickled code: never shown.
+        why = ("it holds Python objects, not only tensors (a foreign or TorchScript file; "
+               "pickled code is never run)" if "Weights only load failed" in str(err)
+               else f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}")
         raise ModelLoadError(f"{path} is not a readable lumde_ros checkpoint (corrupt, truncated "
-                             f"or another format): {type(err).__name__}: {err}") from err
+                             f"or another format): {why}") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelLoadError(f"{path} is not a lumde_ros checkpoint (no '{FORMAT}' tag); "
                              "save models with lumde_ros's training commands")
