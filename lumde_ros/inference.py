@@ -236,7 +236,11 @@ class Predictor:
         if threads > 0:
             torch.set_num_threads(threads)
         self.checkpoint = checkpoint
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as err:
+            raise ModelLoadError(f"device '{device}' is not a device name: use cpu, cuda or "
+                                 "cuda:N") from err
         self.width, self.height = network_size(checkpoint, input_width, input_height)
         dynamic = bool(checkpoint.provenance.get("dynamic"))
         if onnx_path is not None and not dynamic and (self.width, self.height) != (
@@ -250,7 +254,11 @@ class Predictor:
         for name in candidates:
             try:
                 engines[name] = self._engine = self._make_engine(name, threads, onnx_path)
-                finite = np.isfinite(self.forward(probe)).all()
+                depth = self.forward(probe)
+                if depth.shape != (self.height, self.width):
+                    raise ModelLoadError(f"its output is {depth.shape}, not a {self.width}x"
+                                         f"{self.height} depth map: not a lumde_ros model")
+                finite = np.isfinite(depth).all()
             except Exception as err:  # any engine failure means: this model cannot serve here
                 failures.append(f"{name}: {type(err).__name__}: {err}")
                 engines.pop(name, None)
@@ -273,10 +281,18 @@ class Predictor:
     def _make_engine(self, name: str, threads: int, onnx_path: Path | None):
         if name == "torch":
             return _TorchEngine(self.checkpoint, self.device)
-        path = onnx_path or cached_onnx(self.checkpoint, self.width, self.height)
-        if name == "onnxruntime":
-            return _OnnxRuntimeEngine(path, threads)
-        return _OpenVinoEngine(path, threads, self.width, self.height)
+        def engine(path: Path):
+            return _OnnxRuntimeEngine(path, threads) if name == "onnxruntime" \
+                else _OpenVinoEngine(path, threads, self.width, self.height)
+
+        if onnx_path is not None:
+            return engine(onnx_path)
+        path = cached_onnx(self.checkpoint, self.width, self.height)
+        try:
+            return engine(path)
+        except Exception:  # a cache entry damaged on disk: export it again, once
+            path.unlink(missing_ok=True)
+            return engine(cached_onnx(self.checkpoint, self.width, self.height))
 
     def _timed(self, rgb: np.ndarray) -> float:
         self.forward(rgb)

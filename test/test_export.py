@@ -141,3 +141,28 @@ def test_student_graph_upsamples_without_bilinear_resize(tmp_path):
     modes = [a.s.decode() for n in graph.node if n.op_type == "Resize" for a in n.attribute
              if a.name == "mode"]
     assert modes and set(modes) == {"nearest"}
+
+
+def test_a_damaged_cache_entry_is_exported_again(image):
+    student = untrained_student(seed=7)
+    cached = cached_onnx(student, 320, 256)
+    cached.write_bytes(cached.read_bytes()[:1000])
+    for backend in ("onnxruntime", "openvino"):
+        np.testing.assert_allclose(Predictor(student, backend=backend).forward(image),
+                                   Predictor(student, backend="torch").forward(image),
+                                   rtol=BACKEND_RTOL)
+
+
+def test_a_foreign_graph_with_copied_metadata_is_refused_by_its_output(tmp_path):
+    import onnx
+    export_onnx(untrained_student(), tmp_path / "good.onnx", 320, 256)
+    halving = torch.nn.Conv2d(3, 1, 3, stride=2, padding=1)  # depth at half the input size
+    torch.onnx.export(halving, (torch.zeros(1, 3, 256, 320),), tmp_path / "foreign.onnx",
+                      input_names=["image"], output_names=["depth"], dynamo=False)
+    foreign = onnx.load(str(tmp_path / "foreign.onnx"))
+    foreign.metadata_props.extend(onnx.load(str(tmp_path / "good.onnx")).metadata_props)
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    meta, path = load_model(tmp_path / "foreign.onnx")
+    for backend in ("onnxruntime", "openvino"):
+        with pytest.raises(ModelLoadError, match="not a 320x256 depth map"):
+            Predictor(meta, backend=backend, onnx_path=path)

@@ -53,3 +53,8 @@ def test_missing_cuda_is_a_clear_error():
         pytest.skip("a CUDA device exists here")
     with pytest.raises(ModelLoadError, match="cpu"):
         Predictor(untrained_student(), device="cuda")
+
+
+def test_a_misspelt_device_is_a_clear_error():
+    with pytest.raises(ModelLoadError, match="'gpu0' is not a device name: use cpu, cuda"):
+        Predictor(untrained_student(), device="gpu0")

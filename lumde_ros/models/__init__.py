@@ -57,8 +57,10 @@ def count_macs(net: nn.Module, width: int, height: int) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
+    training = net.training
     with torch.no_grad(), counter:
-        net(torch.zeros(1, 3, height, width))
+        net.eval()(torch.zeros(1, 3, height, width))  # as served: BatchNorm takes any size
+    net.train(training)
     return counter.get_total_flops() // 2
 
 
