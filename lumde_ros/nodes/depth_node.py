@@ -185,6 +185,7 @@ class DepthNode(Node):
         self._pending: Served | None = None
         self._log_model()
         self._stats = FrameStats()
+        self._reported = (0, 0)  # processed and skipped frames at the last diagnostics
         self._throttle = Throttle(self.get_logger(), WARN_PERIOD_S)
         self._clouds = CloudBuilder()
         self._slot: Image | CompressedImage | None = None
@@ -397,6 +398,12 @@ class DepthNode(Node):
         problems = self._model_problems()
         if values["processed_frames"] == 0:
             problems.append(f"no frame processed yet from {self._image_sub.topic}")
+        counts = (values["processed_frames"], values["skipped_frames"])
+        processed, skipped = (now - before for now, before in zip(counts, self._reported))
+        self._reported = counts
+        if skipped:
+            problems.append(f"{skipped} of {processed + skipped} frames skipped since the last "
+                            f"report: {stats.last_error}")
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(diagnostic_array(

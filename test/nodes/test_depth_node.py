@@ -1,11 +1,13 @@
 """The depth node in this process, over DDS: outputs, geometry, threading, QoS, hot swap."""
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -14,7 +16,7 @@ from std_msgs.msg import Header
 from lumde_ros.config import node_defaults
 from lumde_ros.errors import EncodingError
 from lumde_ros.inference import default_model, shipped_weights
-from lumde_ros.nodes.depth_node import PARAMS, problem_kind
+from lumde_ros.nodes.depth_node import PARAMS, diagnostic_name, problem_kind
 from lumde_ros.ros.camera_info import camera_intrinsics, pinhole_camera_info
 from lumde_ros.ros.image import image_to_depth, image_to_rgb, rgb_to_image
 from lumde_ros.ros.pointcloud import cloud_to_arrays
@@ -176,6 +178,27 @@ def test_frames_on_another_clock_or_without_frame_id_are_served_and_explained(
     assert g.diagnostics()["latency_p50_ms"] == "nan"  # not 1.8e12 ms
     logged = capfd.readouterr().err
     assert "empty header.frame_id" in logged and "from this node's clock" in logged
+
+
+def test_diagnostics_warn_while_frames_are_skipped_and_recover(graph_factory, frames):
+    g = graph_factory(diagnostics_period_s=0.2)
+    g.send(frames[0])
+    bad = rgb_to_image(frames[1], Header(frame_id="camera"))
+    bad.encoding = "weird8"
+    g.player.image_pub.publish(bad)
+
+    def status() -> DiagnosticStatus | None:
+        for msg in reversed(g.recorder.received("diagnostics")):
+            for s in msg.status:
+                if s.name == diagnostic_name(g.fqn):
+                    return s
+        return None
+    wait_until(lambda: "skipped" in status().message, what="skipped frames reported")
+    assert status().level == DiagnosticStatus.WARN
+    assert re.search(r"1 of \d frames skipped since the last report", status().message)
+    assert "unsupported encoding 'weird8'" in status().message
+    g.send(frames[2])
+    wait_until(lambda: status().level == DiagnosticStatus.OK, what="OK again")
 
 
 def _refusal_kind(**fields: object) -> str:
