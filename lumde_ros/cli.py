@@ -1,20 +1,44 @@
 """The `lumde` command: info, simulate, eval, export, demo, train-teacher, distill, finetune.
-A LumdeError is printed without a traceback and exits with status 1."""
+A LumdeError or a file-system error is printed without a traceback and exits with status 1."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from lumde_ros.errors import LumdeError
+from lumde_ros.files import atomic_path
 
 STDOUT = "-"
 # Exit status of a run stopped by Ctrl-C or SIGTERM after saving (the shell's 128 + SIGINT).
 INTERRUPTED = 130
 # Exit status of a fine-tune whose student the gate rejected (it is kept, not deployed).
 REJECTED = 3
+
+
+def _number(kind: type, accept: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    """An argparse type: a finite `kind` that `accept`s, else an error saying `what` it must
+    be (a zero frame rate or size failed deep inside with a traceback)."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+    return parse
+
+
+COUNT = _number(int, lambda v: v > 0, "a positive integer")
+SIZE = _number(int, lambda v: v >= 0, "a size in pixels (0: the model's)")
+SEED = _number(int, lambda v: v >= 0, "a seed (0 or more)")
+POSITIVE = _number(float, lambda v: v > 0, "a positive number")
+FOV = _number(float, lambda v: 1 <= v <= 179, "a field of view of 1-179 degrees")
 
 
 def _info(args: argparse.Namespace) -> dict[str, object]:
@@ -134,7 +158,8 @@ def _print(result: dict[str, object], json_to: str | None) -> None:
         print(json.dumps(result, indent=2))
         return
     if json_to:
-        Path(json_to).write_text(json.dumps(result, indent=2))
+        with atomic_path(Path(json_to)) as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
     for key, value in result.items():
         if key in PROTOCOLS:
             continue  # shown in the table
@@ -160,7 +185,7 @@ def _training_arguments(command: argparse.ArgumentParser, section: str,
     command.add_argument("--config", type=Path,
                          help=f"YAML overriding keys of config/train.yaml (section {section})")
     if steps:
-        command.add_argument("--steps", type=int,
+        command.add_argument("--steps", type=COUNT,
                              help="total optimiser steps (default: config)")
     command.add_argument("--resume", action="store_true",
                          help="continue the run in --out exactly where its last checkpoint was")
@@ -172,8 +197,9 @@ def parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="architecture, parameter count and MACs of a model")
     info.add_argument("--model", type=Path,
                       help="checkpoint (.pt) or export (.onnx); default: the shipped student")
-    info.add_argument("--width", type=int, default=0, help="input width (default: the model's)")
-    info.add_argument("--height", type=int, default=0, help="input height (default: the model's)")
+    info.add_argument("--width", type=SIZE, default=0, help="input width (default: the model's)")
+    info.add_argument("--height", type=SIZE, default=0,
+                      help="input height (default: the model's)")
     info.add_argument("--teacher", type=Path, help="teacher to compare a student with "
                                                    "(default: config/train.yaml's)")
     info.set_defaults(run=_info)
@@ -181,12 +207,12 @@ def parser() -> argparse.ArgumentParser:
                          description="Seeds below 1000 are for training, 1000 and above for "
                                      "evaluation; different seeds never share a scene.")
     sim.add_argument("--out", required=True, help="new rosbag2 directory")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--frames", type=int, default=300)
-    sim.add_argument("--width", type=int, default=320)
-    sim.add_argument("--height", type=int, default=240)
-    sim.add_argument("--hfov-deg", type=float, default=70.0)
-    sim.add_argument("--rate-hz", type=float, default=10.0)
+    sim.add_argument("--seed", type=SEED, default=0)
+    sim.add_argument("--frames", type=COUNT, default=300)
+    sim.add_argument("--width", type=COUNT, default=320)
+    sim.add_argument("--height", type=COUNT, default=240)
+    sim.add_argument("--hfov-deg", type=FOV, default=70.0)
+    sim.add_argument("--rate-hz", type=POSITIVE, default=10.0)
     sim.add_argument("--kind", choices=("room", "corridor"), default="room")
     sim.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     sim.set_defaults(run=_simulate)
@@ -196,8 +222,8 @@ def parser() -> argparse.ArgumentParser:
                     help="checkpoint (.pt) or export (.onnx); default: the shipped student")
     ev.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime",
                                                            "openvino"))
-    ev.add_argument("--min-depth-m", "--min-depth", type=float, default=0.1)
-    ev.add_argument("--max-depth-m", "--max-depth", type=float, default=10.0)
+    ev.add_argument("--min-depth-m", "--min-depth", type=POSITIVE, default=0.1)
+    ev.add_argument("--max-depth-m", "--max-depth", type=POSITIVE, default=10.0)
     for name, what in (("image", "camera image"), ("camera-info", "its CameraInfo"),
                        ("depth", "ground-truth depth")):
         ev.add_argument(f"--{name}-topic", help=f"{what} topic (default: found in the bag)")
@@ -210,15 +236,15 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--model", type=Path,
                         help="checkpoint (.pt); default: the shipped student")
     export.add_argument("--out", required=True, help="the .onnx file to write")
-    export.add_argument("--width", type=int, default=0, help="input width (default: model's)")
-    export.add_argument("--height", type=int, default=0, help="input height (default: model's)")
+    export.add_argument("--width", type=SIZE, default=0, help="input width (default: model's)")
+    export.add_argument("--height", type=SIZE, default=0, help="input height (default: model's)")
     export.add_argument("--dynamic", action="store_true", help="any input size (multiple of 32)")
     export.set_defaults(run=_export)
     demo = sub.add_parser("demo", help="simulate a recording, play it through the depth node "
                                        "over ROS 2, record and evaluate what it publishes")
     demo.add_argument("--out", default="demo_output", help="output directory")
-    demo.add_argument("--frames", type=int, default=80, help="frames to simulate and play")
-    demo.add_argument("--rate-hz", type=float, default=10.0, help="camera rate")
+    demo.add_argument("--frames", type=COUNT, default=80, help="frames to simulate and play")
+    demo.add_argument("--rate-hz", type=POSITIVE, default=10.0, help="camera rate")
     demo.set_defaults(run=_demo)
     teacher = sub.add_parser(
         "train-teacher", help="self-supervised teacher from recordings (no ground truth)",
@@ -254,9 +280,9 @@ def parser() -> argparse.ArgumentParser:
     tune.add_argument("--teacher", type=Path, help="teacher to fine-tune (default: shipped)")
     tune.add_argument("--student", type=Path, help="serving student: starting point and what "
                                                    "the gate compares with (default: shipped)")
-    tune.add_argument("--teacher-steps", type=int)
-    tune.add_argument("--student-steps", type=int)
-    tune.add_argument("--learning-rate", type=float,
+    tune.add_argument("--teacher-steps", type=COUNT)
+    tune.add_argument("--student-steps", type=COUNT)
+    tune.add_argument("--learning-rate", type=POSITIVE,
                       help="of both phases, unless --config sets one for a phase")
     tune.add_argument("--holdout", type=float, help="fraction of each recording kept out of "
                                                     "training for the gate")
@@ -274,13 +300,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("train-teacher", "distill", "finetune") and not args.bag \
             and not args.resume:
         parser().error(f"{args.command}: --bag is required (except with --resume)")
+    if args.command == "eval" and args.min_depth_m >= args.max_depth_m:
+        parser().error(f"eval: --min-depth-m {args.min_depth_m} is not below --max-depth-m "
+                       f"{args.max_depth_m}")
+    if args.json not in (None, STDOUT) and (Path(args.json).is_dir()
+                                            or not Path(args.json).parent.is_dir()):
+        parser().error(f"{args.command}: --json {args.json}: not a file in an existing "
+                       "directory")  # checked now, not after the work is done
     try:
         result = args.run(args)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the first reports
+            _print(result, args.json)
     except LumdeError as err:
         print(f"lumde {args.command}: error: {err}", file=sys.stderr)
         return 1
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the first process reports
-        _print(result, args.json)
+    except OSError as err:  # a read-only directory, a full disk, a path that is a directory
+        print(f"lumde {args.command}: error: {err}", file=sys.stderr)
+        return 1
     if result.get("finished") is False:
         print(f"lumde {args.command}: stopped at step {result['step']} of {result['steps']}; "
               f"continue with: lumde {args.command} --out {args.out} --resume", file=sys.stderr)

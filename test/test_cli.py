@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lumde_ros.inference import shipped_weights
 
 LUMDE = str(Path(sys.executable).parent / "lumde")
@@ -78,3 +80,26 @@ def test_simulate_then_eval(tmp_path):
     assert result["frames"] == 4 and result["max_depth_m"] == 8.0
     assert 0 < result["median_scaled"]["abs_rel"] < 1 and result["parameters"] > 0
     assert run("eval", "--bag", str(tmp_path / "none")).returncode == 1
+
+
+@pytest.mark.parametrize("args, reason", [
+    (("simulate", "--out", "x", "--rate-hz", "0"), "--rate-hz: 0 is not a positive number"),
+    (("simulate", "--out", "x", "--frames", "-3"), "--frames: -3 is not a positive integer"),
+    (("simulate", "--out", "x", "--hfov-deg", "nan"), "nan is not a field of view"),
+    (("demo", "--rate-hz", "0"), "--rate-hz: 0 is not a positive number"),
+    (("eval", "--bag", "x", "--min-depth-m", "5", "--max-depth-m", "1"), "is not below"),
+    (("info", "--json", "missing/info.json"), "not a file in an existing directory"),
+])
+def test_misused_arguments_are_refused_before_any_work(tmp_path, args, reason):
+    out = subprocess.run([LUMDE, *args], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert out.returncode == 2 and reason in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_file_system_error_is_one_line(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "model.onnx").mkdir()  # the output path is a directory
+    out = run("export", "--out", str(tmp_path / "taken" / "model.onnx"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[-1].startswith("lumde export: error: [Errno 21]")
