@@ -246,8 +246,9 @@ class Predictor:
         if onnx_path is not None and not dynamic and (self.width, self.height) != (
                 checkpoint.input_width, checkpoint.input_height):
             raise ModelLoadError(f"{onnx_path} was exported for {checkpoint.input_width}x"
-                                 f"{checkpoint.input_height} only; set input_width/height to 0 "
-                                 "or export with --dynamic")
+                                 f"{checkpoint.input_height} only; start the node with "
+                                 "input_width/height 0 (they are read-only) or export with "
+                                 "--dynamic")
         probe = np.random.default_rng(0).integers(0, 256, (self.height, self.width, 3), np.uint8)
         self.timings_ms: dict[str, float] = {}
         engines, failures = {}, []

@@ -7,6 +7,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from lumde_ros.errors import ConfigError
 
@@ -49,6 +50,15 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...],
     missing = [s.name for s in specs if s.name not in defaults]
     if missing:
         raise ConfigError(f"config has no default for {missing}; reinstall lumde_ros")
+    floats = {s.name for s in specs if isinstance(defaults[s.name], float)}
+
+    def integers_as_floats(params: list[Parameter]) -> list[Parameter]:
+        """`ros2 param set /node min_depth_m 1` sends an integer; take it as 1.0."""
+        return [Parameter(q.name, Parameter.Type.DOUBLE, float(q.value))
+                if q.name in floats and q.type_ == Parameter.Type.INTEGER else q
+                for q in params]
+
+    node.add_pre_set_parameters_callback(integers_as_floats)
     values = {}
     for spec in specs:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from lumde_ros.checkpoint import load_checkpoint
 from lumde_ros.config import load_yaml, node_defaults
 from lumde_ros.data.triplets import TripletData, load_triplets
 from lumde_ros.errors import ConfigError, TrainingError
@@ -121,6 +122,9 @@ def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
         if not Path(teacher).is_file():
             raise TrainingError(f"no teacher at {teacher}: pass --teacher (train one with "
                                 "lumde train-teacher)")
+        if load_checkpoint(teacher).arch != "teacher":
+            raise TrainingError(f"{teacher} is not a teacher; pass the teacher as --teacher "
+                                "and the serving student as --student")
         if student is None and shipped_weights("student").is_file():
             student = shipped_weights("student")
         asked = _record(out, False, {
@@ -129,7 +133,7 @@ def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
             "student": str(Path(student).resolve()) if student else None,
             "options": dataclasses.asdict(options), "config": str(config_path or "")})
         _overlay(out, options, config_path)
-    check_recordings(out, asked["bags"], asked["student"], options)
+    check_before_training(out, asked["bags"], asked["student"], options)
     overlay = out / OVERLAY_FILE
     summary: dict[str, Any] = {"out": str(out), "finished": False}
     for phase, phase_steps in zip(PHASES, (options.teacher_steps, options.student_steps)):
@@ -167,13 +171,17 @@ def _held_out(out: Path, bags: list[str], options: FinetuneOptions) -> TripletDa
                          camera_info_topic=config.data.camera_info_topic)
 
 
-def check_recordings(out: Path, bags: list[str], serving: str | None,
-                     options: FinetuneOptions) -> None:
-    """Refuse before any training what the gate would refuse after it: recordings whose
-    held-out end has no triplet to judge on, or recordings without usable odometry when the
-    serving model gives metres (the fine-tune would learn relative depth)."""
-    data = _held_out(out, bags, options)
+def check_before_training(out: Path, bags: list[str], serving: str | None,
+                          options: FinetuneOptions) -> None:
+    """Refuse before any training what would fail or be refused after it: a serving model
+    that is not a readable student, recordings whose held-out end has no triplet for the gate,
+    or recordings without usable odometry when the serving model gives metres (the fine-tune
+    would learn relative depth)."""
     serving_checkpoint = load_model_or_default(serving)[0]
+    if serving_checkpoint.arch != "student":
+        raise TrainingError(f"{serving} is not a student; pass the serving student as "
+                            "--student")
+    data = _held_out(out, bags, options)
     if serving_checkpoint.metric and not data.metric:
         raise TrainingError(f"the serving model's depth is metric but {relative_reason(data)}; "
                             "a fine-tune on these recordings would learn relative depth")

@@ -256,7 +256,9 @@ def test_scale_and_range_change_at_runtime(graph_factory, frames):
     g = graph_factory()
     h0 = g.send(frames[0])
     d0 = image_to_depth(g.output("depth/image", h0))
-    assert _set(g, scale_mode="fixed", depth_scale=2.0, max_depth_m=100.0).successful
+    # Integers for float parameters, as `ros2 param set /depth_node depth_scale 2` sends them.
+    assert _set(g, scale_mode="fixed", depth_scale=2, max_depth_m=100).successful
+    assert g.node.get_parameter("depth_scale").value == 2.0
     h1 = g.send(frames[0])
     d1 = image_to_depth(g.output("depth/image", h1))
     np.testing.assert_allclose(d1, 2 * d0, rtol=1e-5)

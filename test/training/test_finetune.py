@@ -99,5 +99,9 @@ def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_pat
                      "--holdout", "0.3")
     assert relative.returncode == 1 and "serving model's depth is metric" in relative.stderr
     assert "pose: learned" in relative.stderr
-    for run in ("d", "e"):
+    # ...and models that are not what they are passed as.
+    swapped = lumde("finetune", "--bag", str(room), "--teacher", str(tiny_teacher), "--student",
+                    str(tiny_teacher), "--out", str(tmp_path / "f"), "--config", str(overlay))
+    assert swapped.returncode == 1 and "is not a student" in swapped.stderr
+    for run in ("d", "e", "f"):
         assert not (tmp_path / run / "teacher").exists()
