@@ -42,4 +42,5 @@ def test_spin_outlives_subscriptions_recreated_from_other_threads(ros):
         assert thread.is_alive()
     finally:
         executor.shutdown()
+        thread.join(timeout=10)
         node.destroy_node()

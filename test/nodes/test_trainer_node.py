@@ -120,6 +120,7 @@ class TrainerGraph:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self._thread.join(timeout=10)  # destroying nodes under a spinning executor races
         if self.node is not None:
             self.node.destroy_node()
 
@@ -272,7 +273,8 @@ class BusyDepthNode(Node):
         self.create_timer(0.01, lambda: time.sleep(busy_s))
         self.spinner = SingleThreadedExecutor()
         self.spinner.add_node(self)
-        threading.Thread(target=spin, args=(self.spinner,), daemon=True).start()
+        self.thread = threading.Thread(target=spin, args=(self.spinner,), daemon=True)
+        self.thread.start()
 
 
 def test_a_busy_depth_node_stalls_neither_the_status_nor_the_answer(trainer_graph, tmp_path):
@@ -291,6 +293,7 @@ def test_a_busy_depth_node_stalls_neither_the_status_nor_the_answer(trainer_grap
         assert len(g.statuses) - before >= 10  # ~/status went on while the depth node worked
     finally:
         busy.spinner.shutdown()
+        busy.thread.join(timeout=10)
         busy.destroy_node()
 
 
