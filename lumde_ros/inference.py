@@ -2,6 +2,9 @@
 metric depth out, so what is evaluated is exactly what is served."""
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,13 +210,20 @@ def _with_uint8_input(onnx_path: Path) -> bytes:
 def cached_onnx(checkpoint: Checkpoint, width: int, height: int) -> Path:
     """An .onnx of a .pt checkpoint at this size, exported once and kept in the cache under
     the hash of the checkpoint's content and of the exporting code (a retrained file at the
-    same path, or an upgraded package, gets a new entry)."""
+    same path, or an upgraded package, gets a new entry). An unwritable cache costs an export
+    per start, not the ONNX engines."""
     from lumde_ros.config import cache_dir
     from lumde_ros.export import export_onnx, graph_digest
 
     path = cache_dir() / "onnx" / f"{graph_digest(checkpoint)[:32]}_{width}x{height}.onnx"
     if not path.is_file():
-        export_onnx(checkpoint, path, width, height)
+        try:
+            export_onnx(checkpoint, path, width, height)
+        except OSError:  # a read-only home, a cache path that is a file
+            scratch = tempfile.mkdtemp(prefix="lumde_ros_onnx_")
+            atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+            path = Path(scratch) / path.name
+            export_onnx(checkpoint, path, width, height)
     return path
 
 

@@ -166,3 +166,13 @@ def test_a_foreign_graph_with_copied_metadata_is_refused_by_its_output(tmp_path)
     for backend in ("onnxruntime", "openvino"):
         with pytest.raises(ModelLoadError, match="not a 320x256 depth map"):
             Predictor(meta, backend=backend, onnx_path=path)
+
+
+def test_an_unwritable_cache_still_gives_the_onnx_engines(tmp_path, monkeypatch, image):
+    (tmp_path / "a-file").write_text("the cache directory cannot be created under a file")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
+    student = untrained_student(seed=8)
+    assert not cached_onnx(student, 320, 256).is_relative_to(tmp_path)
+    np.testing.assert_allclose(Predictor(student, backend="onnxruntime").forward(image),
+                               Predictor(student, backend="torch").forward(image),
+                               rtol=BACKEND_RTOL)
