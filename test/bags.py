@@ -12,13 +12,14 @@ from rosbags.typesys import Stores, get_typestore
 
 def copy_bag(bag: Path, out: Path, drop: set[str] = frozenset(),
              edit: tuple[str, Callable[[object, int], None]] | None = None,
-             rename: dict[str, tuple[str, ...]] | None = None) -> Path:
+             rename: dict[str, tuple[str, ...]] | None = None,
+             truncate: tuple[str, int] | None = None) -> Path:
     """A copy of `bag` (MCAP) without the topics in `drop`; with `edit` (topic, change) every
     message of that topic is deserialized, changed in place by change(msg, index) and written
-    back; `rename` writes a topic under each of the names given instead of its own. All else
-    is written as recorded."""
+    back; `rename` writes a topic under each of the names given instead of its own; `truncate`
+    (topic, index) cuts that message's bytes in half. All else is written as recorded."""
     store = get_typestore(Stores.ROS2_JAZZY)
-    index = 0
+    index, seen = 0, 0
     with Reader(bag) as reader, Writer(out, version=9,
                                        storage_plugin=StoragePlugin.MCAP) as writer:
         conns = {c.id: [writer.add_connection(name, c.msgtype, msgdef=c.msgdef.data,
@@ -33,6 +34,9 @@ def copy_bag(bag: Path, out: Path, drop: set[str] = frozenset(),
                 edit[1](msg, index)
                 index += 1
                 raw = store.serialize_cdr(msg, conn.msgtype)
+            if truncate and conn.topic == truncate[0]:
+                raw = raw[:len(raw) // 2] if seen == truncate[1] else raw
+                seen += 1
             for target in conns[conn.id]:
                 writer.write(target, stamp, raw)
     return out

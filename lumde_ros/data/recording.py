@@ -73,6 +73,7 @@ class Recording:
             raise BagError(f"cannot open {self.path} as a rosbag2 (corrupt, truncated or not a "
                            f"bag): {type(err).__name__}: {err}") from err
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}
+        self.damaged: dict[str, int] = {}  # messages skipped per topic: they did not deserialize
         try:
             for topic in filter(None, (image_topic, camera_info_topic, depth_topic)):
                 if topic not in self.topics:
@@ -145,10 +146,18 @@ class Recording:
         self.close()
 
     def _messages(self, topics: list[str]) -> Iterator[tuple[str, object]]:
+        """Deserialized messages of `topics` in log order. A message that does not deserialize
+        is skipped and counted in `damaged` (one bad message costs one frame, not the
+        recording); a storage that cannot be read on is refused."""
         conns = [c for c in self._reader.connections if c.topic in topics]
         try:
             for conn, _, raw in self._reader.messages(connections=conns):
-                yield conn.topic, self._reader.deserialize(raw, conn.msgtype)
+                try:
+                    msg = self._reader.deserialize(raw, conn.msgtype)
+                except Exception:  # rosbags raises several types for a malformed message
+                    self.damaged[conn.topic] = self.damaged.get(conn.topic, 0) + 1
+                    continue
+                yield conn.topic, msg
         except Exception as err:  # truncated chunks surface only while reading
             raise BagError(f"{self.path} is damaged after some messages were read: "
                            f"{type(err).__name__}: {err}") from err

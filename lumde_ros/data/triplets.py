@@ -129,13 +129,13 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     if not bags:
         raise TrainingError("no recording given; pass at least one --bag")
     loaded = [_read(Path(bag), width, height, image_topic, camera_info_topic) for bag in bags]
-    without = [(bag, why) for bag, (_, _, _, why) in zip(bags, loaded) if why]
+    without = [(bag, why) for bag, (_, _, _, why, _) in zip(bags, loaded) if why]
     if pose_route == "odometry" and without:
         raise TrainingError("pose route 'odometry' needs odometry and the camera mounting in "
                             "every recording: " + "; ".join(f"{b}: {w}" for b, w in without))
     use_odometry = pose_route == "odometry" or (pose_route == "auto" and not without)
     images, ks, poses, rows, recordings, offset = [], [], [], [], [], 0
-    for bag, (rgb, k, pose, _) in zip(bags, loaded):
+    for bag, (rgb, k, pose, _, damaged) in zip(bags, loaded):
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
             else list(range(len(rgb)))
         cut = len(keep) - round(holdout * len(keep))
@@ -155,7 +155,8 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         ks += [k[i] for i in keep]
         poses += [pose[i] for i in keep] if use_odometry else []
         rows += [(a + offset, b + offset, c + offset) for a, b, c in found]
-        recordings.append({"bag": str(bag), "frames": len(keep), "triplets": len(found)})
+        recordings.append({"bag": str(bag), "frames": len(keep), "triplets": len(found),
+                           **({"damaged_messages": damaged} if damaged else {})})
         offset += len(keep)
     return TripletData(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
@@ -174,10 +175,10 @@ class _Frame:
 
 
 def _read(bag: Path, width: int, height: int, image_topic: str,
-          camera_info_topic: str) -> tuple[list, list, list, str]:
+          camera_info_topic: str) -> tuple[list, list, list, str, dict[str, int]]:
     """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
-    the frame), and why the recording has no usable odometry ('' when it has). Topics ''
-    are found in the recording."""
+    the frame), why the recording has no usable odometry ('' when it has), and the messages
+    skipped as damaged per topic. Topics '' are found in the recording."""
     rgb, k, pose = [], [], []
     with Recording(bag, image_topic or None, camera_info_topic or None,
                    ground_truth=False) as recording:
@@ -185,7 +186,7 @@ def _read(bag: Path, width: int, height: int, image_topic: str,
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
-        odom_topic = recording.odom_topic
+        odom_topic, damaged = recording.odom_topic, recording.damaged
     if not rgb:
         raise TrainingError(f"{bag} has no camera frame with a CameraInfo before it")
     if odom_topic is None:
@@ -196,4 +197,4 @@ def _read(bag: Path, width: int, height: int, image_topic: str,
                "span the images")
     else:
         why = ""
-    return rgb, k, pose, why
+    return rgb, k, pose, why, damaged

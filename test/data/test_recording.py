@@ -86,6 +86,13 @@ def test_a_bag_directory_without_metadata_names_the_file_to_pass(tmp_path, sim_b
         assert len(list(rec.frames())) == 10
 
 
+def test_a_damaged_message_costs_its_frame_not_the_recording(tmp_path, sim_bag):
+    damaged = copy_bag(sim_bag, tmp_path / "damaged", truncate=("/camera/image_raw", 4))
+    with Recording(damaged) as rec:
+        assert len(list(rec.frames())) == 9
+        assert rec.damaged == {"/camera/image_raw": 1}
+
+
 def test_unusable_odometry_poses_are_left_out(tmp_path, sim_bag):
     def spoil(msg, index):  # an estimator not yet initialised, then a driver's zero quaternion
         if index == 0:
