@@ -186,6 +186,7 @@ class Recording:
         stamp written next to it; odometry is interpolated to the image stamp. Images recorded
         before the first CameraInfo are skipped (drivers publish both; either may be logged
         first)."""
+        self.damaged.clear()  # counted afresh: the topic search peeked at messages already
         odometry = self._odometry()
         mount: np.ndarray | None = None
         mount_tried = False
