@@ -16,7 +16,7 @@ import torch
 from lumde_ros.checkpoint import FORMAT, FORMAT_VERSION, Checkpoint
 from lumde_ros.errors import ModelLoadError
 from lumde_ros.files import atomic_path
-from lumde_ros.models import MetricDepth, fuse_for_inference
+from lumde_ros.models import MetricDepth, fuse_for_inference, input_size
 
 METADATA_KEY = FORMAT
 OPSET = 17
@@ -65,7 +65,7 @@ def export_onnx(checkpoint: Checkpoint, out: str | Path, width: int, height: int
     model = MetricDepth(fuse_for_inference(checkpoint.build()), 1.0).eval()
     dummy = torch.rand(1, 3, height, width)
     axes = {"image": {2: "height", 3: "width"}, "depth": {2: "height", 3: "width"}}
-    with atomic_path(out, suffix=".onnx") as tmp:
+    with atomic_path(out, suffix=".onnx") as tmp, input_size(width, height):
         torch.onnx.export(model, (dummy,), tmp, input_names=["image"], output_names=["depth"],
                           opset_version=OPSET, dynamo=False,
                           dynamic_axes=axes if dynamic else None)

@@ -97,6 +97,12 @@ def test_misused_arguments_are_refused_before_any_work(tmp_path, args, reason):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_size_too_small_for_the_teacher_is_one_line():
+    out = run("info", "--width", "32", "--height", "32")
+    assert out.returncode == 1 and "cannot run at 32x32" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_a_file_system_error_is_one_line(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "model.onnx").mkdir()  # the output path is a directory

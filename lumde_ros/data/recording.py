@@ -74,6 +74,7 @@ class Recording:
                            f"bag): {type(err).__name__}: {err}") from err
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}
         self.damaged: dict[str, int] = {}  # messages skipped per topic: they did not deserialize
+        self.unusable_poses = 0
         try:
             for topic in filter(None, (image_topic, camera_info_topic, depth_topic)):
                 if topic not in self.topics:
@@ -187,6 +188,7 @@ class Recording:
         before the first CameraInfo are skipped (drivers publish both; either may be logged
         first)."""
         self.damaged.clear()  # counted afresh: the topic search peeked at messages already
+        self.unusable_poses = 0  # odometry messages left out by _odometry
         odometry = self._odometry()
         mount: np.ndarray | None = None
         mount_tried = False
@@ -257,6 +259,8 @@ class Recording:
             position, quaternion = np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
             if np.isfinite([*position, *quaternion]).all() and np.linalg.norm(quaternion) > 1e-6:
                 out.append((_stamp(msg), pose_matrix(position, quaternion), msg.child_frame_id))
+            else:
+                self.unusable_poses += 1
         return sorted(out, key=lambda row: row[0])
 
 

@@ -147,6 +147,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
             raise TrainingError(
                 f"{bag}: the held-out last {holdout:.0%} of its usable frames ({len(keep)}) "
                 f"give no triplet of three frames{apart}: record longer or raise --holdout"
+                + (" (and the robot must move)" if use_odometry else "")
                 if held_out else
                 f"{bag}: {len(keep)} usable frames give no training triplet; a recording "
                 f"needs at least three frames" + (f"{apart} (the robot must move)"
@@ -187,10 +188,14 @@ def _read(bag: Path, width: int, height: int, image_topic: str,
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
         odom_topic, damaged = recording.odom_topic, recording.damaged
+        unusable = recording.unusable_poses
     if not rgb:
         raise TrainingError(f"{bag} has no camera frame with a CameraInfo before it")
     if odom_topic is None:
         why = "no nav_msgs/msg/Odometry topic"
+    elif all(p is None for p in pose) and unusable:
+        why = (f"odometry on {odom_topic} has {unusable} poses that are not finite or have a "
+               "zero quaternion, and none that reaches the camera")
     elif all(p is None for p in pose):
         why = (f"odometry on {odom_topic} does not reach the camera: /tf_static has no chain "
                "from the image's frame to the odometry's child frame, or the odometry does not "

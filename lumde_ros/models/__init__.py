@@ -1,6 +1,8 @@
 """Depth networks, built by architecture name from plain numbers (as stored in checkpoints)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -52,13 +54,24 @@ class MetricDepth(nn.Module):
         return disp_to_depth(disp, self.net.near_m, self.net.far_m) * self.scale
 
 
+@contextmanager
+def input_size(width: int, height: int) -> Iterator[None]:
+    """Runs a forward pass at width x height, turning a network's failure at that size (too
+    small for its deepest padding) into a ConfigError that names the size."""
+    try:
+        yield
+    except RuntimeError as err:
+        raise ConfigError(f"the network cannot run at {width}x{height} "
+                          f"({str(err).splitlines()[0][:120]}); use a larger input") from err
+
+
 def count_macs(net: nn.Module, width: int, height: int) -> int:
     """Multiply-accumulates of one forward pass at `width` x `height` (FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     training = net.training
-    with torch.no_grad(), counter:
+    with torch.no_grad(), counter, input_size(width, height):
         net.eval()(torch.zeros(1, 3, height, width))  # as served: BatchNorm takes any size
     net.train(training)
     return counter.get_total_flops() // 2

@@ -191,6 +191,9 @@ def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: st
                                 "--teacher")
     if teacher_path is not None:
         teacher = load_checkpoint(teacher_path)
+        if teacher.arch != "teacher":
+            raise TrainingError(f"{teacher_path} is a {teacher.arch}, not a teacher (lumde "
+                                "train-teacher makes one)")
         if started and checkpoint_digest(teacher) != started["digest"]:
             raise TrainingError(f"{teacher_path} is not the teacher this run started with "
                                 f"({started['path']})")

@@ -7,6 +7,7 @@ A run folder holds finetune.json (what was asked), teacher/ and student/ (ordina
 runs, each resumable), train-overlay.yaml (the settings both phases used) and gate.json."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import yaml
 from lumde_ros.checkpoint import load_checkpoint
 from lumde_ros.config import load_yaml, node_defaults
 from lumde_ros.data.triplets import TripletData, load_triplets
-from lumde_ros.errors import ConfigError, TrainingError
+from lumde_ros.errors import ConfigError, LumdeError, TrainingError
 from lumde_ros.files import atomic_path
 from lumde_ros.inference import load_model_or_default, shipped_weights
 from lumde_ros.models import PoseNet, construct
@@ -133,7 +134,15 @@ def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
             "student": str(Path(student).resolve()) if student else None,
             "options": dataclasses.asdict(options), "config": str(config_path or "")})
         _overlay(out, options, config_path)
-    check_before_training(out, asked["bags"], asked["student"], options)
+    try:
+        check_before_training(out, asked["bags"], asked["student"], options)
+    except LumdeError:
+        if not resume:  # the run never started: --out stays free for the corrected command
+            for name in (RECORD_FILE, OVERLAY_FILE):
+                (out / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     overlay = out / OVERLAY_FILE
     summary: dict[str, Any] = {"out": str(out), "finished": False}
     for phase, phase_steps in zip(PHASES, (options.teacher_steps, options.student_steps)):

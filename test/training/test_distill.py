@@ -117,3 +117,9 @@ def test_a_student_without_teacher_and_the_teachers_identity_on_resume(
     out = lumde("distill", "--out", str(tmp_path / "c"), "--resume", "--steps", "3")
     assert out.returncode == 0, out.stderr
     assert load_checkpoint(tmp_path / "c" / "student.pt").provenance["steps"] == 3
+
+
+def test_a_student_passed_as_the_teacher_is_refused(sim_bag, student_path, tmp_path):
+    out = lumde("distill", "--bag", str(sim_bag), "--teacher", str(student_path), "--out",
+                str(tmp_path / "run"), "--steps", "1")
+    assert out.returncode == 1 and "is a student, not a teacher" in out.stderr
