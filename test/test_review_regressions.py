@@ -9,7 +9,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from lumde_ros.checkpoint import untrained_student
 from lumde_ros.data import Recording
 from lumde_ros.errors import EncodingError, IntrinsicsError, ModelLoadError
-from lumde_ros.inference import Predictor, network_size
+from lumde_ros.inference import network_size
 from lumde_ros.ros.camera_info import camera_intrinsics
 from lumde_ros.ros.image import colorize_depth, image_to_depth, image_to_rgb
 from lumde_ros.sim.recording import TYPESTORE, _camera_info, _image
@@ -45,15 +45,6 @@ def test_a_checkpoint_size_that_does_not_fit_the_architecture_is_refused():
     ckpt = untrained_student(input_width=330, input_height=250)
     with pytest.raises(ModelLoadError, match="multiples of 32"):
         network_size(ckpt, 0, 0)
-
-
-def test_unwritable_cache_auto_falls_back_and_explicit_backend_is_refused(monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/lumde-not-writable")
-    ckpt = untrained_student(seed=11)
-    auto = Predictor(ckpt, backend="auto")
-    assert auto.backend == "torch" and len(auto.failures) == 2
-    with pytest.raises(ModelLoadError, match="onnxruntime"):
-        Predictor(ckpt, backend="onnxruntime")
 
 
 def test_images_before_the_first_camera_info_are_skipped(tmp_path):

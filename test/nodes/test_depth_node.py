@@ -13,6 +13,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from lumde_ros import export
+from lumde_ros.checkpoint import save_checkpoint, untrained_student
 from lumde_ros.config import node_defaults
 from lumde_ros.errors import EncodingError
 from lumde_ros.inference import default_model, shipped_weights
@@ -360,11 +362,16 @@ def test_hot_swap_between_pt_and_onnx_and_refuse_a_corrupt_onnx(graph_factory, f
 
 
 def test_a_swap_that_fails_in_an_unexpected_way_is_still_refused(graph_factory, frames,
-                                                                 student_path, monkeypatch):
+                                                                 tmp_path, monkeypatch):
     g = graph_factory(backend="onnxruntime")
     before = image_to_depth(g.output("depth/image", g.send(frames[0])))
-    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/lumde-not-writable")  # export cannot be cached
-    result = _set(g, model_path=str(student_path))
+    fresh = save_checkpoint(untrained_student(seed=23), tmp_path / "fresh.pt")  # not cached
+
+    def broken_exporter(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the exporter failed")
+    monkeypatch.setattr(export, "export_onnx", broken_exporter)
+    result = _set(g, model_path=str(fresh))
     assert not result.successful and "onnxruntime" in result.reason
+    assert "the exporter failed" in result.reason
     np.testing.assert_allclose(image_to_depth(g.output("depth/image", g.send(frames[0]))),
                                before)

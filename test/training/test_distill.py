@@ -108,9 +108,11 @@ def test_a_student_without_teacher_and_the_teachers_identity_on_resume(
 
     assert lumde("distill", "--bag", str(sim_bag), "--out", str(tmp_path / "c"), "--config",
                  config, "--teacher", str(tiny_teacher)).returncode == 0
-    other = tmp_path / "other.pt"
-    student = load_checkpoint(tmp_path / "a" / "student.pt")
-    save_checkpoint(student, other)
+    other = tmp_path / "other.pt"  # another teacher: one weight changed
+    teacher = load_checkpoint(tiny_teacher)
+    name = next(k for k, v in teacher.state_dict.items() if v.is_floating_point())
+    changed = {**teacher.state_dict, name: teacher.state_dict[name] + 0.01}
+    save_checkpoint(dataclasses.replace(teacher, state_dict=changed), other)
     out = lumde("distill", "--out", str(tmp_path / "c"), "--resume", "--steps", "3",
                 "--teacher", str(other))
     assert out.returncode == 1 and "not the teacher this run started with" in out.stderr
