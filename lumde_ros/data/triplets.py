@@ -144,14 +144,15 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
                          min_baseline_m)
         if not found:
             apart = f" each {min_baseline_m} m apart" if use_odometry else ""
-            raise TrainingError(
-                f"{bag}: the held-out last {holdout:.0%} of its usable frames ({len(keep)}) "
-                f"give no triplet of three frames{apart}: record longer or raise --holdout"
-                + (" (and the robot must move)" if use_odometry else "")
-                if held_out else
-                f"{bag}: {len(keep)} usable frames give no training triplet; a recording "
-                f"needs at least three frames" + (f"{apart} (the robot must move)"
-                                                  if use_odometry else ""))
+            if held_out:
+                why = (f"the held-out last {holdout:.0%} of its usable frames ({len(keep)}) "
+                       f"give no triplet of three frames{apart}: record longer or raise "
+                       "--holdout" + (" (and the robot must move)" if use_odometry else ""))
+            else:
+                why = (f"{len(keep)} usable frames give no training triplet; a recording needs "
+                       f"at least three frames{apart}"
+                       + (" (the robot must move)" if use_odometry else ""))
+            raise TrainingError(f"{bag}: {why}")
         images += [rgb[i] for i in keep]
         ks += [k[i] for i in keep]
         poses += [pose[i] for i in keep] if use_odometry else []
