@@ -126,6 +126,7 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
     return {"bag": str(bag), "backend": predictor.backend, "image_topic": recording.image_topic,
             "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
+            **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             "model": name,
             "frames": metrics.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
             "parameters": sum(p.numel() for p in net.parameters()),

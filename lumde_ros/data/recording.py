@@ -1,6 +1,7 @@
 """Time-ordered camera frames from a rosbag2 (MCAP or sqlite3), read with rosbags: the RGB
 image (raw or compressed), its intrinsics, ground-truth depth when recorded, and the camera's
-pose in the odometry frame when the bag has odometry and the camera's mounting in tf."""
+pose in the odometry frame when the bag has odometry and the camera's mounting in tf. A
+recording a dead recorder left unfinished is read through its repaired copy (data/repair.py)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
 from lumde_ros.errors import BagError, EncodingError, IntrinsicsError
+from lumde_ros.data.repair import Recovery, recover, unfinished
 from lumde_ros.geometry import Intrinsics, pose_matrix
 from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image
 from lumde_ros.ros.image import DEPTH_ENCODINGS, compressed_to_rgb, image_to_depth, image_to_rgb
@@ -58,15 +60,18 @@ class Recording:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"recording {self.path} does not exist")
-        if self.path.is_dir() and not (self.path / "metadata.yaml").exists():
-            files = sorted(self.path.glob("*.mcap")) + sorted(self.path.glob("*.db3"))
+        # What a dead recorder left is read from its repaired copy (the original stays).
+        self.recovered: Recovery | None = recover(self.path) if unfinished(self.path) else None
+        source = self.recovered.path if self.recovered else self.path
+        if source.is_dir() and not (source / "metadata.yaml").exists():
+            files = sorted(source.glob("*.db3"))
             hint = f"; pass {files[0]} itself" if len(files) == 1 else ""
-            raise BagError(f"{self.path} has no metadata.yaml (a bag directory needs one){hint}"
+            raise BagError(f"{source} has no metadata.yaml (a bag directory needs one){hint}"
                            "; or restore it with ros2 bag reindex")
         try:
             # Standard message definitions for bags that carry none (sqlite3 bags before
             # Iron); a bag's own definitions take precedence.
-            self._reader = AnyReader([self.path],
+            self._reader = AnyReader([source],
                                      default_typestore=get_typestore(Stores.ROS2_JAZZY))
             self._reader.open()
         except Exception as err:  # rosbags raises AnyReaderError and others for bad files

@@ -135,7 +135,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
                             "every recording: " + "; ".join(f"{b}: {w}" for b, w in without))
     use_odometry = pose_route == "odometry" or (pose_route == "auto" and not without)
     images, ks, poses, rows, recordings, offset = [], [], [], [], [], 0
-    for bag, (rgb, k, pose, _, damaged) in zip(bags, loaded):
+    for bag, (rgb, k, pose, _, notes) in zip(bags, loaded):
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
             else list(range(len(rgb)))
         cut = len(keep) - round(holdout * len(keep))
@@ -158,7 +158,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         poses += [pose[i] for i in keep] if use_odometry else []
         rows += [(a + offset, b + offset, c + offset) for a, b, c in found]
         recordings.append({"bag": str(bag), "frames": len(keep), "triplets": len(found),
-                           **({"damaged_messages": damaged} if damaged else {})})
+                           **notes})
         offset += len(keep)
     return TripletData(
         images=torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
@@ -177,10 +177,11 @@ class _Frame:
 
 
 def _read(bag: Path, width: int, height: int, image_topic: str,
-          camera_info_topic: str) -> tuple[list, list, list, str, dict[str, int]]:
+          camera_info_topic: str) -> tuple[list, list, list, str, dict[str, object]]:
     """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
-    the frame), why the recording has no usable odometry ('' when it has), and the messages
-    skipped as damaged per topic. Topics '' are found in the recording."""
+    the frame), why the recording has no usable odometry ('' when it has), and what the run
+    should remember of how it was read: messages skipped as damaged per topic, the repaired
+    copy a dead recorder's recording was read from. Topics '' are found in the recording."""
     rgb, k, pose = [], [], []
     with Recording(bag, image_topic or None, camera_info_topic or None,
                    ground_truth=False) as recording:
@@ -188,8 +189,10 @@ def _read(bag: Path, width: int, height: int, image_topic: str,
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
-        odom_topic, damaged = recording.odom_topic, recording.damaged
-        unusable = recording.unusable_poses
+        odom_topic, unusable = recording.odom_topic, recording.unusable_poses
+        notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
+                 **({"recovered": recording.recovered.as_dict()} if recording.recovered
+                    else {})}
     if not rgb:
         raise TrainingError(f"{bag} has no camera frame with a CameraInfo before it")
     if odom_topic is None:
@@ -203,4 +206,4 @@ def _read(bag: Path, width: int, height: int, image_topic: str,
                "span the images")
     else:
         why = ""
-    return rgb, k, pose, why, damaged
+    return rgb, k, pose, why, notes

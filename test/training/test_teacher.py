@@ -153,6 +153,21 @@ def test_without_odometry_the_checkpoint_is_marked_relative(sim_bag, tiny_config
     assert not checkpoint.metric and checkpoint.provenance["pose_route"] == "learned"
 
 
+def test_a_recording_a_dead_recorder_left_is_trained_on_and_evaluated_saying_so(
+        sim_bag, tiny_config, tmp_path):
+    dead = tmp_path / "dead"  # no metadata.yaml, the file cut inside its last chunks
+    dead.mkdir()
+    data = next(sim_bag.glob("*.mcap")).read_bytes()
+    (dead / "dead_0.mcap").write_bytes(data[:len(data) * 9 // 10])
+    trained = lumde("train-teacher", "--bag", str(dead), "--out", str(tmp_path / "run"),
+                    "--config", str(tiny_config()), "--steps", "2")
+    assert trained.returncode == 0, trained.stderr
+    assert f"{dead}: " in trained.stdout and "read from its repaired copy" in trained.stdout
+    evaluated = lumde("eval", "--bag", str(dead), "--model", str(tmp_path / "run" / "teacher.pt"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "recovered" in evaluated.stdout and "original is untouched" in evaluated.stdout
+
+
 def test_bad_recordings_and_run_folders_are_refused_with_the_reason(sim_bag, tiny_config,
                                                                     tmp_path):
     config = str(tiny_config())
