@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import threading
 import time
 from pathlib import Path
@@ -82,8 +83,11 @@ class BagPlayer(Node):
 
 class BagWriter:
     """A new MCAP rosbag2 written from any thread: serialized messages go in untouched.
-    Counts messages and bytes per topic. A failed write (full disk, vanished directory)
-    closes the bag, keeping what it already holds, and is remembered in `error`."""
+    Counts messages and bytes per topic. Each chunk (about 1 MiB of messages) is flushed and
+    fsync'd as rosbags completes it, so a recorder that dies (kill -9, power cut) loses only
+    the chunk it was filling; lumde_ros.data.repair reads back the rest. A failed write
+    (full disk, vanished directory) closes the bag, keeping what it already holds, and is
+    remembered in `error`."""
 
     def __init__(self, bag: Path, topics: dict[str, str]) -> None:
         """topics: name -> 'pkg/msg/Type'. Raises BagError when the bag cannot be created."""
@@ -104,6 +108,10 @@ class BagWriter:
         self.counts = dict.fromkeys(topics, 0)
         self.bytes = 0
         self.error = ""
+        self._chunks = 0  # chunks rosbags has written so far
+        # Messages per topic in those chunks: what a reader gets back should the bag never be
+        # closed (the recorder dies, or a write fails).
+        self.synced = dict.fromkeys(topics, 0)
 
     @property
     def open(self) -> bool:
@@ -116,13 +124,26 @@ class BagWriter:
                 return False
             try:
                 self._writer.write(self._connections[topic], stamp_ns, raw)
+                self.counts[topic] += 1
+                self.bytes += len(raw)
+                self._sync_chunk()
             except Exception as err:  # noqa: BLE001 - any storage failure ends the recording
                 self.error = f"writing {self.path} failed: {err}"
                 self._close()
                 return False
-            self.counts[topic] += 1
-            self.bytes += len(raw)
             return True
+
+    def _sync_chunk(self) -> None:
+        """Make a chunk rosbags has just completed durable. Its MCAP storage keeps the
+        file (`bio`) and one index entry per written chunk (`chunks`); were they renamed in
+        another rosbags version, recordings stay correct, only not synced chunk by chunk."""
+        storage = self._writer.storage
+        chunks, bio = getattr(storage, "chunks", None), getattr(storage, "bio", None)
+        if chunks is not None and bio is not None and len(chunks) != self._chunks:
+            self._chunks = len(chunks)
+            bio.flush()
+            os.fsync(bio.fileno())
+            self.synced = dict(self.counts)  # the chunk just closed holds the latest message
 
     def close(self) -> None:
         """Finalise the bag (index and metadata.yaml); safe to call twice."""

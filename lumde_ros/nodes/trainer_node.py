@@ -41,6 +41,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from lumde_ros.config import node_defaults
+from lumde_ros.data.repair import SUFFIX, unfinished
 from lumde_ros.data.sampling import KEYFRAME_MODES, KeyframeChooser
 from lumde_ros.errors import BagError, LumdeError
 from lumde_ros.files import atomic_path
@@ -135,7 +136,9 @@ class TrainerNode(Node):
         self._training: FinetuneProcess | None = None
         self._p = declare_parameters(self, PARAMS, node_defaults(TRAINER_CONFIG))
         self._root = Path(self._p["output_dir"]).expanduser()
-        self._recordings: list[Path] = []  # finished this session, trained on by ~/train
+        # Trained on by ~/train: those finished this session, and those a recorder that died
+        # (kill -9, power cut) left unfinished, not yet recovered.
+        self._recordings: list[Path] = self._left_by_a_dead_recorder()
         self._history: list[str] = []  # model_path values served before each swap
         self._phase, self._message, self._level = "idle", "ready", DiagnosticStatus.OK
         self._last_result: dict[str, object] = {}
@@ -160,6 +163,19 @@ class TrainerNode(Node):
         self.create_timer(self._p["status_period_s"], self._tick, clock=steady,
                           callback_group=MutuallyExclusiveCallbackGroup())
         self.add_post_set_parameters_callback(self._apply_params)
+
+    def _left_by_a_dead_recorder(self) -> list[Path]:
+        """Recordings under output_dir that were never closed and have no repaired copy yet:
+        the next fine-tune reads them through one (lumde_ros.data.repair)."""
+        folder = self._root / "recordings"
+        found = sorted(d for d in folder.glob("*") if d.is_dir() and unfinished(d)
+                       and not d.with_name(d.name + SUFFIX).exists()) if folder.is_dir() else []
+        if found:
+            self.get_logger().warning(
+                f"{len(found)} recording(s) were left unfinished by a recorder that died "
+                f"({', '.join(d.name for d in found)}): ~/train recovers every complete "
+                "message of them and trains on them")
+        return found
 
     def _apply_params(self, params: list) -> None:
         with self._lock:
@@ -233,8 +249,14 @@ class TrainerNode(Node):
         summary = (f"{why}: {rec.bag.path} holds {rec.images} images, "
                    f"{rec.bag.bytes / 1e6:.1f} MB")
         if rec.bag.error:
-            self._set_phase("idle", f"{summary}; {rec.bag.error}", DiagnosticStatus.ERROR)
-            self.get_logger().error(f"{summary}; {rec.bag.error}")
+            # The bag could not be closed: what its completed chunks hold is read back
+            # through a repaired copy; the chunk being written is lost.
+            kept = rec.bag.synced[self._topics["image"]]
+            summary = (f"{why}: {rec.bag.path} holds at least {kept} readable images ("
+                       f"{rec.images - kept} more were in the chunk being written); "
+                       f"{rec.bag.error}; reading it recovers the rest")
+            self._set_phase("idle", summary, DiagnosticStatus.ERROR)
+            self.get_logger().error(summary)
         else:
             self._set_phase("idle", summary)
             self.get_logger().info(summary)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import resource
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from std_srvs.srv import Trigger
 
 from tiny import finetune_overlay
 
+from lumde_ros.data import Recording
+from lumde_ros.data.repair import unfinished
 from lumde_ros.nodes.demo import CameraPlayer, OutputRecorder
 from lumde_ros.nodes.depth_node import DepthNode
 from lumde_ros.nodes.entry import spin
@@ -297,14 +300,26 @@ def test_a_busy_depth_node_stalls_neither_the_status_nor_the_answer(trainer_grap
         busy.destroy_node()
 
 
+def trainer_process(output_dir: Path, file_size_limit: int | None = None
+                    ) -> tuple[str, subprocess.Popen]:
+    """A trainer node in its own process, keeping every frame; with `file_size_limit`
+    (bytes, RLIMIT_FSIZE) writes beyond it fail as on a full disk."""
+    namespace = f"/trsig{next(_names)}"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lumde_ros.nodes.trainer_node", "--ros-args", "-r",
+         f"__ns:={namespace}", "-p", f"output_dir:={output_dir}", "-p", "keyframes:=all"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=limit if file_size_limit else None)
+    return namespace, process
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_a_node_stopped_by_signal_while_recording_leaves_a_readable_bag(
         ros, tmp_path, stop_signal):
-    namespace = f"/trsig{next(_names)}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lumde_ros.nodes.trainer_node", "--ros-args", "-r",
-         f"__ns:={namespace}", "-p", f"output_dir:={tmp_path}", "-p", "keyframes:=all"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    namespace, process = trainer_process(tmp_path)
     g = TrainerGraph({}, namespace=namespace, process=process)
     try:
         answer = g.start()
@@ -321,6 +336,68 @@ def test_a_node_stopped_by_signal_while_recording_leaves_a_readable_bag(
     messages = read_bag(recorded_bag(answer))
     assert len(messages[f"{namespace}/image"]) == 4, output
     assert "node shutting down" in output
+
+
+# One 640x480 rgb8 image is 0.92 MB: a 1 MiB chunk closes after its second image.
+IMAGES_PER_CHUNK = 2
+
+
+def test_a_recorder_killed_mid_recording_loses_only_its_last_chunk(ros, tmp_path):
+    namespace, process = trainer_process(tmp_path)
+    g = TrainerGraph({}, namespace=namespace, process=process)
+    try:
+        answer = g.start()
+        assert answer.success, answer.message
+        g.stream(11, wait_recorded=False)
+        wait_until(lambda: g.status().get("recorded_images") == "11", what="eleven recorded")
+        process.kill()  # SIGKILL: nothing of the node runs after this
+        process.communicate(timeout=30)
+    finally:
+        g.close()
+    bag = recorded_bag(answer)
+    assert not (bag / "metadata.yaml").exists() and unfinished(bag)
+    # The next node on this output_dir finds the dead recording for its next ~/train.
+    again = TrainerGraph({"output_dir": str(tmp_path)})
+    try:
+        assert again.node._recordings == [bag]
+        wait_until(lambda: again.status().get("recordings") == "1", what="status")
+    finally:
+        again.close()
+    with Recording(bag) as recording:
+        frames = list(recording.frames())
+        recovered = recording.recovered
+    assert g.sent - IMAGES_PER_CHUNK <= len(frames) <= g.sent, (g.sent, recovered)
+    assert recovered.messages[f"{namespace}/image"] == len(frames)
+    # Recovered once: a later node does not queue it again.
+    later = TrainerNode(parameter_overrides=[Parameter("output_dir", value=str(tmp_path))])
+    try:
+        assert later._recordings == []
+    finally:
+        later.destroy_node()
+
+
+def test_a_write_failing_on_the_file_size_limit_keeps_every_chunk_before(ros, tmp_path):
+    limit = 6_000_000  # three chunks of two images fit, the fourth does not
+    namespace, process = trainer_process(tmp_path, file_size_limit=limit)
+    g = TrainerGraph({}, namespace=namespace, process=process)
+    try:
+        answer = g.start()
+        assert answer.success, answer.message
+        g.stream(12, wait_recorded=False)
+        wait_until(lambda: g.statuses and "failed" in g.statuses[-1].message,
+                   what="the failed write reported")
+        reported = g.statuses[-1].message
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        g.close()
+        if process.poll() is None:
+            process.kill()
+    bag = recorded_bag(answer)
+    with Recording(bag) as recording:
+        frames = list(recording.frames())
+    assert "holds at least 6 readable images" in reported and "File too large" in reported
+    assert len(frames) == 3 * IMAGES_PER_CHUNK, reported
 
 
 def fine_tune_graph(tmp_path: Path, student: Path, teacher: Path, **overrides: object
