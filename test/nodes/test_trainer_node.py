@@ -363,11 +363,11 @@ def test_a_recorder_killed_mid_recording_loses_only_its_last_chunk(ros, tmp_path
         wait_until(lambda: again.status().get("recordings") == "1", what="status")
     finally:
         again.close()
+    # Images are counted as messages: under load the first images can arrive before the
+    # first CameraInfo (then they make no frame), which is not what is measured here.
     with Recording(bag) as recording:
-        frames = list(recording.frames())
-        recovered = recording.recovered
-    assert g.sent - IMAGES_PER_CHUNK <= len(frames) <= g.sent, (g.sent, recovered)
-    assert recovered.messages[f"{namespace}/image"] == len(frames)
+        images = recording.recovered.messages[f"{namespace}/image"]
+    assert g.sent - IMAGES_PER_CHUNK <= images <= g.sent, (g.sent, recording.recovered)
     # Recovered once: a later node does not queue it again.
     later = TrainerNode(parameter_overrides=[Parameter("output_dir", value=str(tmp_path))])
     try:
@@ -395,9 +395,9 @@ def test_a_write_failing_on_the_file_size_limit_keeps_every_chunk_before(ros, tm
             process.kill()
     bag = recorded_bag(answer)
     with Recording(bag) as recording:
-        frames = list(recording.frames())
+        images = recording.recovered.messages[f"{namespace}/image"]
     assert "holds at least 6 readable images" in reported and "File too large" in reported
-    assert len(frames) == 3 * IMAGES_PER_CHUNK, reported
+    assert images == 3 * IMAGES_PER_CHUNK, reported
 
 
 def fine_tune_graph(tmp_path: Path, student: Path, teacher: Path, **overrides: object
