@@ -171,25 +171,31 @@ def _records(f: BinaryIO, file: Path) -> Iterator[tuple[int, bytes]]:
     the data section. `f` is left after the last complete record."""
     if f.read(len(MAGIC)) != MAGIC:
         raise BagError(f"{file} is not an MCAP file (no MCAP magic at its start)")
-    while True:
-        start = f.tell()
-        head = f.read(9)
-        if len(head) < 9:
-            f.seek(start)
+    for start, op, body in _framed(f):
+        inner = _chunk(body) if op == CHUNK else None
+        if op == DATA_END or (op == CHUNK and inner is None):
+            f.seek(start)  # the data ends here (a chunk cut or damaged in the middle)
             return
-        op, length = struct.unpack("<BQ", head)
-        body = f.read(length)
-        if len(body) < length or op == DATA_END:
-            f.seek(start)
-            return
-        if op != CHUNK:
+        if inner is None:
             yield op, body
-            continue
-        inner = _chunk(body)
-        if inner is None:  # a chunk cut or damaged in the middle: the data ends here
-            f.seek(start)
+        else:
+            yield from ((o, b) for _, o, b in _framed(io.BytesIO(inner)))
+
+
+def _framed(stream: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, opcode, body) of each complete record from the stream's position on (a file,
+    or a chunk's records); at the first incomplete one the stream is left at its start."""
+    while True:
+        start = stream.tell()
+        head = stream.read(9)
+        body = b""
+        if len(head) == 9:
+            op, length = struct.unpack("<BQ", head)
+            body = stream.read(length)
+        if len(head) < 9 or len(body) < length:
+            stream.seek(start)
             return
-        yield from _inner(inner)
+        yield start, op, body
 
 
 def _chunk(body: bytes) -> bytes | None:
@@ -215,19 +221,6 @@ def _chunk(body: bytes) -> bytes | None:
     except Exception:  # noqa: BLE001 - any decoding failure means a damaged chunk
         return None
     return out if len(out) == size else None
-
-
-def _inner(data: bytes) -> Iterator[tuple[int, bytes]]:
-    stream = io.BytesIO(data)
-    while True:
-        head = stream.read(9)
-        if len(head) < 9:
-            return
-        op, length = struct.unpack("<BQ", head)
-        body = stream.read(length)
-        if len(body) < length:
-            return
-        yield op, body
 
 
 def _string(body: bytes, at: int) -> tuple[str, int]:

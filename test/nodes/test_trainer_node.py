@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -300,10 +302,24 @@ def test_a_busy_depth_node_stalls_neither_the_status_nor_the_answer(trainer_grap
         busy.destroy_node()
 
 
-def trainer_process(output_dir: Path, file_size_limit: int | None = None
-                    ) -> tuple[str, subprocess.Popen]:
-    """A trainer node in its own process, keeping every frame; with `file_size_limit`
-    (bytes, RLIMIT_FSIZE) writes beyond it fail as on a full disk."""
+@dataclass
+class ProcessRecording:
+    """What a trainer node recording in its own process left, and what it said."""
+
+    namespace: str
+    bag: Path
+    sent: int        # frames the camera published
+    status: str      # the node's last status message before it was stopped
+    output: str      # its stdout and stderr
+    returncode: int
+
+
+def record_in_a_process(output_dir: Path, frames: int, done: Callable[[TrainerGraph], bool],
+                        stop_signal: int, file_size_limit: int | None = None
+                        ) -> ProcessRecording:
+    """Start a trainer node in its own process (keeping every frame), record `frames` camera
+    frames, wait until `done`, then send `stop_signal`. With `file_size_limit` (bytes,
+    RLIMIT_FSIZE) its writes beyond it fail as on a full disk."""
     namespace = f"/trsig{next(_names)}"
 
     def limit() -> None:
@@ -313,29 +329,35 @@ def trainer_process(output_dir: Path, file_size_limit: int | None = None
          f"__ns:={namespace}", "-p", f"output_dir:={output_dir}", "-p", "keyframes:=all"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=limit if file_size_limit else None)
-    return namespace, process
-
-
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_a_node_stopped_by_signal_while_recording_leaves_a_readable_bag(
-        ros, tmp_path, stop_signal):
-    namespace, process = trainer_process(tmp_path)
     g = TrainerGraph({}, namespace=namespace, process=process)
     try:
         answer = g.start()
         assert answer.success, answer.message
-        g.stream(4, wait_recorded=False)
-        wait_until(lambda: g.status().get("recorded_images") == "4", what="four recorded")
+        g.stream(frames, wait_recorded=False)
+        wait_until(lambda: done(g), what="the recording's expected state")
+        status = g.statuses[-1].message
         process.send_signal(stop_signal)
         output = process.communicate(timeout=30)[0]
     finally:
         g.close()
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, output
-    messages = read_bag(recorded_bag(answer))
-    assert len(messages[f"{namespace}/image"]) == 4, output
-    assert "node shutting down" in output
+    return ProcessRecording(namespace, recorded_bag(answer), g.sent, status, output,
+                            process.returncode)
+
+
+def recorded(images: int) -> Callable[[TrainerGraph], bool]:
+    return lambda g: g.status().get("recorded_images") == str(images)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_a_node_stopped_by_signal_while_recording_leaves_a_readable_bag(
+        ros, tmp_path, stop_signal):
+    run = record_in_a_process(tmp_path, 4, recorded(4), stop_signal)
+    assert run.returncode == 0, run.output
+    messages = read_bag(run.bag)
+    assert len(messages[f"{run.namespace}/image"]) == 4, run.output
+    assert "node shutting down" in run.output
 
 
 # One 640x480 rgb8 image is 0.92 MB: a 1 MiB chunk closes after its second image.
@@ -343,18 +365,9 @@ IMAGES_PER_CHUNK = 2
 
 
 def test_a_recorder_killed_mid_recording_loses_only_its_last_chunk(ros, tmp_path):
-    namespace, process = trainer_process(tmp_path)
-    g = TrainerGraph({}, namespace=namespace, process=process)
-    try:
-        answer = g.start()
-        assert answer.success, answer.message
-        g.stream(11, wait_recorded=False)
-        wait_until(lambda: g.status().get("recorded_images") == "11", what="eleven recorded")
-        process.kill()  # SIGKILL: nothing of the node runs after this
-        process.communicate(timeout=30)
-    finally:
-        g.close()
-    bag = recorded_bag(answer)
+    # SIGKILL: nothing of the node runs after it
+    run = record_in_a_process(tmp_path, 11, recorded(11), signal.SIGKILL)
+    bag = run.bag
     assert not (bag / "metadata.yaml").exists() and unfinished(bag)
     # The next node on this output_dir finds the dead recording for its next ~/train.
     again = TrainerGraph({"output_dir": str(tmp_path)})
@@ -366,8 +379,8 @@ def test_a_recorder_killed_mid_recording_loses_only_its_last_chunk(ros, tmp_path
     # Images are counted as messages: under load the first images can arrive before the
     # first CameraInfo (then they make no frame), which is not what is measured here.
     with Recording(bag) as recording:
-        images = recording.recovered.messages[f"{namespace}/image"]
-    assert g.sent - IMAGES_PER_CHUNK <= images <= g.sent, (g.sent, recording.recovered)
+        images = recording.recovered.messages[f"{run.namespace}/image"]
+    assert run.sent - IMAGES_PER_CHUNK <= images <= run.sent, (run.sent, recording.recovered)
     # Recovered once: a later node does not queue it again.
     later = TrainerNode(parameter_overrides=[Parameter("output_dir", value=str(tmp_path))])
     try:
@@ -378,26 +391,12 @@ def test_a_recorder_killed_mid_recording_loses_only_its_last_chunk(ros, tmp_path
 
 def test_a_write_failing_on_the_file_size_limit_keeps_every_chunk_before(ros, tmp_path):
     limit = 6_000_000  # three chunks of two images fit, the fourth does not
-    namespace, process = trainer_process(tmp_path, file_size_limit=limit)
-    g = TrainerGraph({}, namespace=namespace, process=process)
-    try:
-        answer = g.start()
-        assert answer.success, answer.message
-        g.stream(12, wait_recorded=False)
-        wait_until(lambda: g.statuses and "failed" in g.statuses[-1].message,
-                   what="the failed write reported")
-        reported = g.statuses[-1].message
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-    finally:
-        g.close()
-        if process.poll() is None:
-            process.kill()
-    bag = recorded_bag(answer)
-    with Recording(bag) as recording:
-        images = recording.recovered.messages[f"{namespace}/image"]
-    assert "holds at least 6 readable images" in reported and "File too large" in reported
-    assert images == 3 * IMAGES_PER_CHUNK, reported
+    run = record_in_a_process(tmp_path, 12, lambda g: bool(g.statuses) and "failed" in
+                              g.statuses[-1].message, signal.SIGINT, file_size_limit=limit)
+    with Recording(run.bag) as recording:
+        images = recording.recovered.messages[f"{run.namespace}/image"]
+    assert "holds at least 6 readable images" in run.status and "File too large" in run.status
+    assert images == 3 * IMAGES_PER_CHUNK, run.status
 
 
 def fine_tune_graph(tmp_path: Path, student: Path, teacher: Path, **overrides: object
