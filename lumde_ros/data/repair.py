@@ -56,19 +56,29 @@ class Recovery:
 
 def unfinished(path: Path) -> list[Path]:
     """The MCAP files of a recording (a bag directory or one .mcap) that were never closed:
-    a directory without metadata.yaml counts all its files, otherwise a file counts when it
-    does not end with MCAP's footer magic. Empty for a finished recording or another format
-    (sqlite3 is left to rosbags)."""
+    a directory without metadata.yaml counts all its files (see `recording_files`),
+    otherwise a file counts when it does not end with MCAP's footer magic. Empty for a
+    finished recording or another format (sqlite3 is left to rosbags)."""
     path = Path(path)
     if path.is_file():
         files = [path] if path.suffix == ".mcap" else []
     elif path.is_dir():
-        files = sorted(path.glob("*.mcap"))
+        files = recording_files(path)
         if not (path / "metadata.yaml").exists():
             return files
     else:
         return []
     return [f for f in files if not _has_footer(f)]
+
+
+def recording_files(folder: Path) -> list[Path]:
+    """A bag directory's MCAP files in recording order: split files `<name>_<i>.mcap` by
+    their index, each followed by what lies in its own folder `<name>_<i>/` (where
+    lumde_ros.nodes.bag_io.BagWriter keeps the file it is still writing)."""
+    def order(file: Path) -> tuple[int, str]:
+        index = file.stem.rsplit("_", 1)[-1]
+        return (int(index) if index.isdigit() else -1, str(file.relative_to(folder)))
+    return sorted([*folder.glob("*.mcap"), *folder.glob("*/*.mcap")], key=order)
 
 
 def _has_footer(file: Path) -> bool:
@@ -86,8 +96,10 @@ def recover(path: Path) -> Recovery:
     path = Path(path)
     source = path.parent / path.name.removesuffix(".mcap")
     target = source.with_name(source.name + SUFFIX)
-    files = [path] if path.is_file() else sorted(path.glob("*.mcap"))
-    stamp = {str(f.name): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+    files = [path] if path.is_file() else recording_files(path)
+    root = path.parent if path.is_file() else path
+    stamp = {str(f.relative_to(root)): [f.stat().st_size, f.stat().st_mtime_ns]
+             for f in files}
     made = target / SOURCE_FILE
     if made.exists():
         try:
@@ -99,6 +111,8 @@ def recover(path: Path) -> Recovery:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         messages, lost = _rewrite(files, tmp / target.name)
+        if not messages:
+            raise BagError(f"{path} holds no complete message: nothing to recover")
         (tmp / target.name / SOURCE_FILE).write_text(json.dumps(
             {"files": stamp, "messages": messages, "lost_bytes": lost}))
         if target.exists():
@@ -111,11 +125,12 @@ def recover(path: Path) -> Recovery:
 
 def _rewrite(files: list[Path], out: Path) -> tuple[dict[str, int], int]:
     """Every complete message of `files`, in their order, into a new bag `out`; returns the
-    messages kept per topic and the bytes lost at the files' ends."""
+    messages kept per topic (empty: none) and the bytes lost at the files' ends."""
     writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
     schemas: dict[int, tuple[str, str, str]] = {}
     channels: dict[int, object] = {}
+    connections: dict[tuple[str, str, str], object] = {}
     counts: dict[str, int] = {}
     lost = 0
     try:
@@ -133,7 +148,11 @@ def _rewrite(files: list[Path], out: Path) -> tuple[dict[str, int], int]:
                         if sid not in schemas:
                             raise BagError(f"{file}: channel {topic} names schema {sid}, "
                                            "which the file does not hold")
-                        channels[cid] = _connection(writer, topic, encoding, *schemas[sid])
+                        key = (topic, schemas[sid][0], encoding)
+                        if key not in connections:  # a topic in several files: one connection
+                            connections[key] = _connection(writer, topic, encoding,
+                                                           *schemas[sid])
+                        channels[cid] = connections[key]
                     elif op == MESSAGE:
                         cid, log_time = struct.unpack_from("<HxxxxQ", body)
                         if cid in channels:
@@ -144,9 +163,6 @@ def _rewrite(files: list[Path], out: Path) -> tuple[dict[str, int], int]:
                     lost += file.stat().st_size - f.tell()
     finally:
         writer.close()
-    if not counts:
-        raise BagError(f"{files[0].parent if len(files) > 1 else files[0]} holds no complete "
-                       "message: nothing to recover")
     return counts, lost
 
 
@@ -169,7 +185,11 @@ def _records(f: BinaryIO, file: Path) -> Iterator[tuple[int, bytes]]:
     """(opcode, body) of the schema, channel and message records in order, those inside
     chunks included; stops at the first incomplete or undecodable record, or at the end of
     the data section. `f` is left after the last complete record."""
-    if f.read(len(MAGIC)) != MAGIC:
+    head = f.read(len(MAGIC))
+    if head != MAGIC:
+        if MAGIC.startswith(head):  # died before its first write reached the disk
+            f.seek(0)
+            return
         raise BagError(f"{file} is not an MCAP file (no MCAP magic at its start)")
     for start, op, body in _framed(f):
         inner = _chunk(body) if op == CHUNK else None

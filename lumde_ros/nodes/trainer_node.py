@@ -3,9 +3,10 @@
 
 Records (raw subscriptions: messages are written as they arrive, never re-encoded): `image`
 (or `image/compressed`), `camera_info`, `odom`, `/tf`, `/tf_static`, into MCAP rosbag2s under
-output_dir/recordings. Services (std_srvs/Trigger): `~/start_recording`, `~/stop_recording`,
-`~/train`, `~/cancel`, `~/rollback`. Publishes `~/status` (diagnostic_msgs/DiagnosticStatus)
-and /diagnostics. Parameters: config/trainer.yaml.
+output_dir/recordings, each split into files bounded in duration and size. Services
+(std_srvs/Trigger): `~/start_recording`, `~/stop_recording`, `~/train`, `~/cancel`,
+`~/rollback`. Publishes `~/status` (diagnostic_msgs/DiagnosticStatus) and /diagnostics.
+Parameters: config/trainer.yaml.
 
 Training runs `lumde finetune` in a separate, lower-priority, thread-limited process
 (training/background.py); this node only starts it, watches its files and acts on its result:
@@ -86,6 +87,11 @@ PARAMS = (
               low=1.0, high=1e7),
     ParamSpec("min_free_mb", "A recording stops by itself when its disk has less free space "
               "than this (megabytes), so the bag can still be closed.", low=0.0, high=1e9),
+    ParamSpec("max_file_s", "A recording is split into files of at most this many seconds "
+              "(0: no limit), so a recorder that dies leaves closed files behind.",
+              low=0.0, high=1e6),
+    ParamSpec("max_file_mb", "A recording is split into files of at most this many "
+              "megabytes (0: no limit).", low=0.0, high=1e7),
     ParamSpec("teacher_path", "Teacher checkpoint to fine-tune; empty: the shipped teacher."),
     ParamSpec("depth_node", "Name of the depth node whose model_path is replaced (relative "
               "names resolve in this node's namespace)."),
@@ -202,7 +208,8 @@ class TrainerNode(Node):
                 topics.update({"/tf": tf_type, "/tf_static": tf_type})
             path = self._root / "recordings" / _stamp()
             try:
-                bag = BagWriter(path, {t: type_name(c) for t, c in topics.items()})
+                bag = BagWriter(path, {t: type_name(c) for t, c in topics.items()},
+                                self._p["max_file_s"], self._p["max_file_mb"])
             except BagError as err:
                 self._set_phase("idle", f"cannot record: {err}", DiagnosticStatus.ERROR)
                 return _answer(response, False, str(err))
@@ -247,7 +254,7 @@ class TrainerNode(Node):
                 self.destroy_subscription(sub)
         rec.bag.close()
         summary = (f"{why}: {rec.bag.path} holds {rec.images} images, "
-                   f"{rec.bag.bytes / 1e6:.1f} MB")
+                   f"{rec.bag.bytes / 1e6:.1f} MB in {len(rec.bag.files)} file(s)")
         if rec.bag.error:
             # The bag could not be closed: what its completed chunks hold is read back
             # through a repaired copy; the chunk being written is lost.
@@ -463,6 +470,7 @@ class TrainerNode(Node):
             values.update(recording=str(rec.bag.path), recorded_images=rec.images,
                           skipped_frames=rec.skipped,
                           recorded_mb=round(rec.bag.bytes / 1e6, 2),
+                          recorded_files=len(rec.bag.files) + rec.bag.open,
                           recording_s=round(time.monotonic() - rec.started, 1))
         if training is not None:
             progress = training.progress()

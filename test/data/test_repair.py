@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rosbags.highlevel import AnyReader
 from rosbags.rosbag2.storage_mcap import McapReader
 
 from lumde_ros.data import Recording
@@ -119,3 +120,52 @@ def test_a_live_recording_is_readable_up_to_its_last_complete_chunk(tmp_path, mo
     writer.close()
     assert live.messages[image] == 8
     assert unfinished(tmp_path / "live") == []  # closed: finished, read directly
+
+
+def write_split(folder: Path, messages: int, **limits: float) -> BagWriter:
+    """A BagWriter fed `messages` 300 kB messages, one every 0.1 s, left open."""
+    writer = BagWriter(folder, {"/camera/image_raw": "sensor_msgs/msg/CompressedImage"},
+                       **limits)
+    for i in range(messages):
+        assert writer.write("/camera/image_raw", 10**9 + i * 10**8, bytes([i]) * 300_000)
+    return writer
+
+
+@pytest.mark.parametrize("limits, per_file", [({"max_file_s": 0.35}, 4),
+                                               ({"max_file_mb": 1.0}, 3)])
+def test_a_recording_is_split_into_bounded_files_read_back_as_one_bag(tmp_path, limits,
+                                                                      per_file):
+    writer = write_split(tmp_path / "rec", 10, **limits)
+    writer.close()
+    files = sorted((tmp_path / "rec").iterdir())
+    expected = [f"rec_{i}.mcap" for i in range(-(-10 // per_file))]
+    assert [f.name for f in files] == sorted(["metadata.yaml", *expected])
+    # Each file is a closed MCAP of its own, and the bag reads as one, in order.
+    assert unfinished(tmp_path / "rec") == []
+    counts = [sum(n for _, _, c in chunk_index(tmp_path / "rec" / name) for n in c.values())
+              for name in expected]
+    assert counts == [per_file] * (10 // per_file) + [10 % per_file] * (10 % per_file > 0)
+    with AnyReader([tmp_path / "rec"]) as reader:
+        read = [(stamp, bytes(raw)[0]) for _, stamp, raw in reader.messages()]
+        assert reader.message_count == 10 and reader.duration == 9 * 10**8 + 1
+    assert read == [(10**9 + i * 10**8, i) for i in range(10)]
+
+
+def test_a_split_recording_left_open_is_recovered_from_its_closed_files_and_live_chunks(
+        tmp_path):
+    writer = write_split(tmp_path / "rec", 10, max_file_mb=1.0)  # files of 3 messages
+    closed = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+              for f in (tmp_path / "rec").glob("*.mcap")}
+    assert sorted(closed) == ["rec_0.mcap", "rec_1.mcap", "rec_2.mcap"]
+    # The recorder dies here: the fourth file (one message, no chunk completed) is in the
+    # folder it is written in, and there is no metadata.yaml.
+    assert [f.relative_to(tmp_path) for f in unfinished(tmp_path / "rec")] == [
+        Path("rec/rec_0.mcap"), Path("rec/rec_1.mcap"), Path("rec/rec_2.mcap"),
+        Path("rec/rec_3/rec_3.mcap")]
+    recovery = recover(tmp_path / "rec")
+    assert recovery.messages == {"/camera/image_raw": 9}
+    with AnyReader([recovery.path]) as reader:
+        assert [bytes(raw)[0] for _, _, raw in reader.messages()] == list(range(9))
+    assert {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in (tmp_path / "rec").glob("*.mcap")} == closed
+    writer.close()

@@ -3,6 +3,7 @@ refusals, shutdown by signal; fine-tuning in the background while the depth node
 publishing, the gate, the swap and the rollback."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import resource
@@ -220,6 +221,22 @@ def test_baseline_keyframes_keep_one_frame_per_distance_travelled(trainer_graph)
     assert len(images) == 3
 
 
+def test_a_recording_split_into_files_by_size_reads_back_whole_and_in_order(trainer_graph):
+    g = trainer_graph(keyframes="all", max_file_mb=2.0)  # two 0.92 MB frames per file
+    answer = g.start()
+    g.stream(7)
+    wait_until(lambda: g.status().get("recorded_files") == "4", what="status counts files")
+    stopped = g.call("stop_recording")
+    assert stopped.success and "7 images" in stopped.message and "4 file(s)" in stopped.message
+    bag = recorded_bag(answer)
+    assert sorted(f.name for f in bag.iterdir()) == sorted(
+        ["metadata.yaml", *(f"{bag.name}_{i}.mcap" for i in range(4))])
+    images = read_bag(bag)[f"{g.namespace}/image"]
+    expected = [g.sequence.render(k / g.sequence.rate_hz).rgb for k in range(7)]
+    assert [np.array_equal(np.frombuffer(m.data, np.uint8).reshape(e.shape), e)
+            for m, e in zip(images, expected)] == [True] * 7
+
+
 def test_size_limit_ends_a_recording_by_itself(trainer_graph):
     g = trainer_graph(keyframes="all", max_recording_mb=1.0)  # one 640x480 rgb8 frame: 0.92 MB
     assert g.start().success
@@ -315,18 +332,19 @@ class ProcessRecording:
 
 
 def record_in_a_process(output_dir: Path, frames: int, done: Callable[[TrainerGraph], bool],
-                        stop_signal: int, file_size_limit: int | None = None
-                        ) -> ProcessRecording:
-    """Start a trainer node in its own process (keeping every frame), record `frames` camera
-    frames, wait until `done`, then send `stop_signal`. With `file_size_limit` (bytes,
-    RLIMIT_FSIZE) its writes beyond it fail as on a full disk."""
+                        stop_signal: int, file_size_limit: int | None = None,
+                        **parameters: object) -> ProcessRecording:
+    """Start a trainer node in its own process (keeping every frame; `parameters` more),
+    record `frames` camera frames, wait until `done`, then send `stop_signal`. With
+    `file_size_limit` (bytes, RLIMIT_FSIZE) its writes beyond it fail as on a full disk."""
     namespace = f"/trsig{next(_names)}"
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
     process = subprocess.Popen(
         [sys.executable, "-m", "lumde_ros.nodes.trainer_node", "--ros-args", "-r",
-         f"__ns:={namespace}", "-p", f"output_dir:={output_dir}", "-p", "keyframes:=all"],
+         f"__ns:={namespace}", "-p", f"output_dir:={output_dir}", "-p", "keyframes:=all",
+         *(a for k, v in parameters.items() for a in ("-p", f"{k}:={v}"))],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=limit if file_size_limit else None)
     g = TrainerGraph({}, namespace=namespace, process=process)
@@ -387,6 +405,25 @@ def test_a_recorder_killed_mid_recording_loses_only_its_last_chunk(ros, tmp_path
         assert later._recordings == []
     finally:
         later.destroy_node()
+
+
+def test_a_recorder_killed_while_splitting_keeps_its_closed_files_and_their_successor(
+        ros, tmp_path):
+    # Files of at most 3 MB: three images each; the fourth file is being written at the end.
+    run = record_in_a_process(tmp_path, 11, recorded(11), signal.SIGKILL, max_file_mb=3.0)
+    closed = sorted(run.bag.glob("*.mcap"))
+    assert [f.name for f in closed] == [f"{run.bag.name}_{i}.mcap" for i in range(3)]
+    digests = {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in closed}
+    assert unfinished(run.bag)[-1].parent.name == f"{run.bag.name}_3"
+    with Recording(run.bag) as recording:
+        images = recording.recovered.messages[f"{run.namespace}/image"]
+    assert run.sent - IMAGES_PER_CHUNK <= images <= run.sent, (run.sent, recording.recovered)
+    # Each closed file is a whole MCAP of its own: three images, and left untouched.
+    for f in closed:
+        with AnyReader([f]) as reader:
+            assert sum(c.msgcount for c in reader.connections
+                       if c.topic.endswith("/image")) == 3
+    assert {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in closed} == digests
 
 
 def test_a_write_failing_on_the_file_size_limit_keeps_every_chunk_before(ros, tmp_path):
