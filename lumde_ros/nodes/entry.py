@@ -49,10 +49,16 @@ def spin(executor: Executor) -> None:
     """`executor.spin()` that survives rclpy's race between destroying a subscription (input_qos
     auto re-creates them; the trainer closes its recording's) and another thread collecting it
     into a wait set (ros2/rclpy#1206, #1284): the collection raises InvalidHandle once, which
-    would end the spin and the node, and the next pass no longer sees the destroyed entity."""
+    would end the spin and the node, and the next pass no longer sees the destroyed entity.
+    A signal that shuts the context down while a pass builds its wait set surfaces as RCLError
+    ("context is not valid") instead of ExternalShutdownException: that is a clean stop too."""
     while True:
         try:
             executor.spin()
             return
         except InvalidHandle:
             continue
+        except RCLError:
+            if executor.context.ok():
+                raise
+            return
