@@ -22,9 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from training_runs import PROTOCOLS, evaluate, simulate, table_header, table_row, train
+from training_runs import (PROTOCOLS, evaluate, evaluate_real, simulate, table_header,
+                           table_row, train)
 
 from lumde_ros.checkpoint import load_checkpoint
+from lumde_ros.evaluation import CONSTANT
 from lumde_ros.inference import Predictor
 from lumde_ros.models import build_depth_net, count_macs
 from lumde_ros.sim.recording import EVAL_SEED_START
@@ -69,11 +71,13 @@ def main() -> None:
     ap.add_argument("--eval-bags", type=int, default=4)
     ap.add_argument("--eval-frames", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=1, help="students trained at once")
+    ap.add_argument("--world", choices=("varied", "classic"), default="varied")
     args = ap.parse_args()
-    train_bags = simulate(args.work / "train", range(args.train_bags), args.train_frames)
+    train_bags = simulate(args.work / "train", range(args.train_bags), args.train_frames,
+                          args.world)
     eval_bags = simulate(args.work / "eval", range(EVAL_SEED_START,
                                                    EVAL_SEED_START + args.eval_bags),
-                         args.eval_frames)
+                         args.eval_frames, args.world)
     teacher = Path(train("train-teacher", args.work / "odometry", train_bags,
                          args.teacher_steps, "teacher:\n  data:\n    pose: odometry\n")
                    ["checkpoint"])
@@ -93,7 +97,8 @@ def main() -> None:
     runs = {name: done[name] for name in VARIANTS}
     models = {"teacher": teacher, **{name: Path(run["checkpoint"]) for name, run in runs.items()}}
     results = {name: {"metrics": evaluate(model, eval_bags)["all"], **cost(model),
-                      "forward_ms": forward_ms(model)} for name, model in models.items()}
+                      "forward_ms": forward_ms(model), "middlebury": evaluate_real(model)}
+               for name, model in models.items()}
     print(f"\nheld out: {args.eval_bags} x {args.eval_frames} frames (seeds "
           f"{EVAL_SEED_START}..); students {args.steps} steps each; forward: PyTorch, 2 threads, "
           f"{WIDTH}x{HEIGHT}, median of 30")
@@ -109,8 +114,12 @@ def main() -> None:
           f"{full['gmacs'] / base['gmacs']:.1%} of the teacher's")
     for protocol in PROTOCOLS:
         print("\n" + table_header(protocol))
+        print(table_row("  constant (per-image median)", base["metrics"][CONSTANT]))
         for name, r in results.items():
             print(table_row(f"  {name}", r["metrics"][protocol]))
+        print(table_row("  Middlebury photo, constant", base["middlebury"][CONSTANT]))
+        for name, r in results.items():
+            print(table_row(f"  Middlebury photo, {name}", r["middlebury"][protocol]))
     (args.work / "distill-results.json").write_text(json.dumps(
         {"runs": runs, "results": results}, indent=2))
 

@@ -1,5 +1,6 @@
 """Shared by the training benchmarks: simulated recordings, training runs through the `lumde`
-command (resumed when a previous attempt stopped), held-out evaluation with `lumde eval`."""
+command (resumed when a previous attempt stopped), held-out evaluation with `lumde eval`
+(always beside the constant baseline on the same frames) and on the real Middlebury photo."""
 from __future__ import annotations
 
 import json
@@ -9,26 +10,33 @@ from pathlib import Path
 
 import numpy as np
 
-from lumde_ros.evaluation import METRICS
+from lumde_ros.evaluation import CONSTANT, METRICS
 
-KINDS = ("corridor", "room")
 MIN_DEPTH_M, MAX_DEPTH_M = 0.1, 10.0
 PROTOCOLS = ("median_scaled", "unscaled")
 LUMDE = [sys.executable, "-m", "lumde_ros.cli"]
+# The classic world's recordings alternate its two layouts, as the shipped weights' did.
+CLASSIC_LAYOUTS = ("corridor", "room")
 
 
-def simulate(folder: Path, seeds: range, frames: int) -> list[Path]:
-    """One recording per seed, kinds alternating; existing ones are kept."""
+def simulate(folder: Path, seeds: range, frames: int, world: str = "varied") -> list[Path]:
+    """One recording per seed, folder/seed-N, with `lumde simulate`'s summary beside it
+    (seed-N.json: layout, objects, texture families); existing ones are kept."""
     bags = []
     for i, seed in enumerate(seeds):
-        kind = KINDS[i % len(KINDS)]
-        bag = folder / f"{kind}-{seed}"
+        bag = folder / f"seed-{seed}"
         if not bag.exists():
+            layout = ["--layout", CLASSIC_LAYOUTS[i % 2]] if world == "classic" else []
             subprocess.run([*LUMDE, "simulate", "--out", str(bag), "--seed", str(seed),
-                            "--frames", str(frames), "--kind", kind, "--json", "/dev/null"],
-                           check=True)
+                            "--frames", str(frames), "--world", world, *layout,
+                            "--json", str(bag.with_suffix(".json"))], check=True)
         bags.append(bag)
     return bags
+
+
+def layout_of(bag: Path) -> str:
+    """The recording's layout, from the summary `simulate` wrote beside it."""
+    return json.loads(bag.with_suffix(".json").read_text())["layout"]
 
 
 def train(command: str, run: Path, bags: list[Path], steps: int, config: str,
@@ -51,27 +59,38 @@ def train(command: str, run: Path, bags: list[Path], steps: int, config: str,
 
 
 def evaluate(model: Path, bags: list[Path]) -> dict[str, dict]:
-    """`lumde eval` per recording, frame-weighted means per scene kind and over all."""
+    """`lumde eval` per recording; frame-weighted means per layout and over all, each with
+    the constant baseline on the same frames."""
     per_bag = []
     for bag in bags:
         out = model.parent / f"eval-{bag.name}.json"
         subprocess.run([*LUMDE, "eval", "--bag", str(bag), "--model", str(model),
                         "--min-depth-m", str(MIN_DEPTH_M), "--max-depth-m", str(MAX_DEPTH_M),
                         "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
-        per_bag.append((bag.name.split("-")[0], json.loads(out.read_text())))
+        per_bag.append((layout_of(bag), json.loads(out.read_text())))
     return aggregate(per_bag)
 
 
+def evaluate_real(model: Path) -> dict[str, dict]:
+    """`lumde eval --middlebury`: the real photograph (a domain-gap figure)."""
+    out = model.parent / "eval-middlebury.json"
+    subprocess.run([*LUMDE, "eval", "--middlebury", "--model", str(model), "--min-depth-m",
+                    str(MIN_DEPTH_M), "--max-depth-m", str(MAX_DEPTH_M), "--json", str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
 def aggregate(per_bag: list[tuple[str, dict]]) -> dict[str, dict]:
-    """Frame-weighted means of per-recording results, per scene kind and over all."""
-    groups = {kind: [r for k, r in per_bag if k == kind] for kind in KINDS}
-    groups["all"] = [r for _, r in per_bag]
+    """Frame-weighted means of per-recording results (protocols and the constant baseline),
+    per layout and over all."""
+    groups = {"all": [r for _, r in per_bag]}
+    groups.update({layout: [r for k, r in per_bag if k == layout]
+                   for layout in sorted({k for k, _ in per_bag})})
     out = {}
     for name, rows in groups.items():
         frames = np.array([r["frames"] for r in rows], float)
-        out[name] = {protocol: {m: float(np.average([r[protocol][m] for r in rows],
-                                                     weights=frames)) for m in METRICS}
-                     for protocol in PROTOCOLS}
+        out[name] = {key: {m: float(np.average([r[key][m] for r in rows], weights=frames))
+                           for m in METRICS} for key in (*PROTOCOLS, CONSTANT)}
     return out
 
 

@@ -88,9 +88,11 @@ def _simulate(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.sim.recording import SimulateOptions, simulate
 
     return simulate(SimulateOptions(out=Path(args.out), seed=args.seed, frames=args.frames,
-                                    width=args.width, height=args.height, kind=args.kind,
-                                    storage=args.storage, rate_hz=args.rate_hz,
-                                    hfov_deg=args.hfov_deg), progress=args.json != STDOUT)
+                                    width=args.width, height=args.height,
+                                    hfov_deg=args.hfov_deg, rate_hz=args.rate_hz,
+                                    world=args.world, layout=args.layout, motion=args.motion,
+                                    odometry=args.odometry, storage=args.storage),
+                    progress=args.json != STDOUT)
 
 
 def _export(args: argparse.Namespace) -> dict[str, object]:
@@ -104,14 +106,21 @@ def _export(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _eval(args: argparse.Namespace) -> dict[str, object]:
-    from lumde_ros.evaluation import PROTOCOLS, evaluate_recording, format_table
+    from lumde_ros.evaluation import (CONSTANT, PROTOCOLS, evaluate_middlebury,
+                                      evaluate_recording, format_table)
 
-    topics = {f"{name}_topic": getattr(args, f"{name}_topic")
-              for name in ("image", "camera_info", "depth")}
-    result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m,
-                                backend=args.backend, topics=topics)
+    if args.middlebury:
+        result = evaluate_middlebury(args.model, args.min_depth_m, args.max_depth_m,
+                                     backend=args.backend)
+    else:
+        topics = {f"{name}_topic": getattr(args, f"{name}_topic")
+                  for name in ("image", "camera_info", "depth")}
+        result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m,
+                                    backend=args.backend, topics=topics)
     if args.json != STDOUT:
-        print(format_table({name: result[name] for name in PROTOCOLS}))
+        print(format_table({name: result[name] for name in (*PROTOCOLS, CONSTANT)}))
+        if args.middlebury:
+            print("(one real photograph: a domain-gap figure, not a benchmark)")
     return result
 
 
@@ -204,20 +213,40 @@ def parser() -> argparse.ArgumentParser:
                                                    "(default: config/train.yaml's)")
     info.set_defaults(run=_info)
     sim = sub.add_parser("simulate", help="render a robot-camera recording with ground truth",
-                         description="Seeds below 1000 are for training, 1000 and above for "
-                                     "evaluation; different seeds never share a scene.")
+                         description="Everything not given is drawn from the seed "
+                                     "(config/sim.yaml). Seeds below 1000 are for training, "
+                                     "1000 and above for evaluation, whose layouts, objects "
+                                     "and textures training never sees; different seeds never "
+                                     "share a scene.")
     sim.add_argument("--out", required=True, help="new rosbag2 directory")
     sim.add_argument("--seed", type=SEED, default=0)
     sim.add_argument("--frames", type=COUNT, default=300)
-    sim.add_argument("--width", type=COUNT, default=320)
-    sim.add_argument("--height", type=COUNT, default=240)
-    sim.add_argument("--hfov-deg", type=FOV, default=70.0)
+    sim.add_argument("--width", type=COUNT, help="image width (default: drawn)")
+    sim.add_argument("--height", type=COUNT, help="image height (default: drawn)")
+    sim.add_argument("--hfov-deg", type=FOV, help="horizontal field of view (default: drawn)")
     sim.add_argument("--rate-hz", type=POSITIVE, default=10.0)
-    sim.add_argument("--kind", choices=("room", "corridor"), default="room")
+    sim.add_argument("--world", choices=("varied", "classic"), default="varied",
+                     help="varied (default) or classic: the first simulator's scenes, on which "
+                          "the shipped weights were trained")
+    sim.add_argument("--layout", help="room, corridor, aisles (training seeds), hall, office "
+                                      "(evaluation seeds); classic: room, corridor "
+                                      "(default: drawn)")
+    sim.add_argument("--motion", choices=("drive", "handheld"), default="drive",
+                     help="drive: a wheeled robot; handheld: 6-DoF hand-held camera")
+    sim.add_argument("--no-odometry", dest="odometry", action="store_false",
+                     help="write no /odom and no odom->base_link tf")
     sim.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     sim.set_defaults(run=_simulate)
-    ev = sub.add_parser("eval", help="standard depth metrics of a model on a recording")
-    ev.add_argument("--bag", required=True, help="rosbag2 with ground-truth depth")
+    ev = sub.add_parser("eval", help="standard depth metrics of a model on a recording",
+                        description="Prints median-scaled and unscaled (metric) metrics and, "
+                                    "on the same frames, the constant baseline: each image's "
+                                    "own median depth everywhere.")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bag", help="rosbag2 with ground-truth depth")
+    source.add_argument("--middlebury", action="store_true",
+                        help="the real Middlebury 2014 Motorcycle photograph scikit-image "
+                             "ships, with metric depth from its disparity (a domain-gap "
+                             "figure)")
     ev.add_argument("--model", type=Path,
                     help="checkpoint (.pt) or export (.onnx); default: the shipped student")
     ev.add_argument("--backend", default="torch", choices=("auto", "torch", "onnxruntime",

@@ -2,7 +2,9 @@
 
 Only ground truth is used here, never for training. `median_scaling` applies the monocular
 protocol (each prediction scaled by median(gt) / median(pred)); without it the metrics judge
-metric depth as served.
+metric depth as served. Every result carries the constant baseline on the same frames: each
+image's own median depth everywhere (CONSTANT). Median-scaled, that is what a network scores
+that has learned nothing about geometry; a figure means something only beside it.
 """
 from __future__ import annotations
 
@@ -68,32 +70,37 @@ class MetricAccumulator:
 
 # The two reporting protocols: name -> whether predictions are median-scaled per image.
 PROTOCOLS = {"median_scaled": True, "unscaled": False}
+# The baseline's key beside the protocols: a constant image, median-scaled (= gt's median).
+CONSTANT = "constant_baseline"
 
 
 class ProtocolMetrics:
-    """Both protocols' metrics over the same frames."""
+    """Both protocols' metrics and the constant baseline's, over the same frames."""
 
     def __init__(self, min_depth_m: float, max_depth_m: float) -> None:
         self._by_protocol = {name: MetricAccumulator(min_depth_m, max_depth_m, scaling)
                              for name, scaling in PROTOCOLS.items()}
+        self._constant = MetricAccumulator(min_depth_m, max_depth_m, True)
 
     def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
         for accumulator in self._by_protocol.values():
             accumulator.add(pred, gt)
+        self._constant.add(np.where(np.isfinite(pred), 1.0, np.nan), gt)
 
     @property
     def frames(self) -> int:
         return self._by_protocol["unscaled"].frames
 
     def results(self) -> dict[str, dict[str, float]]:
-        """{protocol: {metric: mean}} for every protocol in PROTOCOLS."""
-        return {name: acc.result() for name, acc in self._by_protocol.items()}
+        """{protocol: {metric: mean}} for every protocol in PROTOCOLS, and CONSTANT."""
+        return {**{name: acc.result() for name, acc in self._by_protocol.items()},
+                CONSTANT: self._constant.result()}
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
     """A fixed-width table, one row per named result, columns in METRICS order."""
-    header = f"{'':>14}" + "".join(f"{m:>10}" for m in METRICS)
-    rows = [f"{name.replace('_', '-'):>14}" + "".join(f"{values[m]:10.4f}" for m in METRICS)
+    header = f"{'':>18}" + "".join(f"{m:>10}" for m in METRICS)
+    rows = [f"{name.replace('_', '-'):>18}" + "".join(f"{values[m]:10.4f}" for m in METRICS)
             for name, values in results.items()]
     return "\n".join([header, *rows])
 
@@ -106,29 +113,71 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     metrics plus the model's size and cost. `topics`: image_topic, camera_info_topic and
     depth_topic where the recording's own choice is not wanted."""
     from lumde_ros.data import Recording
+
+    predict, about = _model(checkpoint_path, threads, backend)
+    metrics = ProtocolMetrics(min_depth_m, max_depth_m)
+    with Recording(bag, **(topics or {})) as recording:
+        for frame in recording.frames():
+            if frame.depth is not None:
+                metrics.add(predict(frame.rgb), frame.depth)
+        if not metrics.frames:
+            raise BagError(f"{bag} has no camera frame with ground-truth depth to evaluate on "
+                           f"(depth topic: {recording.depth_topic or 'none found'}; image "
+                           f"topic: {recording.image_topic})")
+    return {"bag": str(bag), "image_topic": recording.image_topic,
+            "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
+            **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
+            **about, "frames": metrics.frames, "min_depth_m": min_depth_m,
+            "max_depth_m": max_depth_m, **metrics.results()}
+
+
+def _model(checkpoint_path: str | Path | None, threads: int, backend: str):
+    """predict(rgb) -> metric depth at the image's size, through the Predictor the depth
+    node serves with, and what to report about the model."""
     from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
     from lumde_ros.models import build_depth_net, count_macs
 
     checkpoint, onnx_path, name = load_model_or_default(checkpoint_path)
     predictor = Predictor(checkpoint, threads=threads, backend=backend, onnx_path=onnx_path)
     scale = resolve_scale(checkpoint, "checkpoint", 1.0)
-    metrics = ProtocolMetrics(min_depth_m, max_depth_m)
-    with Recording(bag, **(topics or {})) as recording:
-        for frame in recording.frames():
-            if frame.depth is None:
-                continue
-            size = (frame.depth.shape[1], frame.depth.shape[0])
-            metrics.add(predictor.predict(frame.rgb, scale, size), frame.depth)
-        if not metrics.frames:
-            raise BagError(f"{bag} has no camera frame with ground-truth depth to evaluate on "
-                           f"(depth topic: {recording.depth_topic or 'none found'}; image "
-                           f"topic: {recording.image_topic})")
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
-    return {"bag": str(bag), "backend": predictor.backend, "image_topic": recording.image_topic,
-            "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
-            **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
-            "model": name,
-            "frames": metrics.frames, "min_depth_m": min_depth_m, "max_depth_m": max_depth_m,
-            "parameters": sum(p.numel() for p in net.parameters()),
-            "macs": count_macs(net, predictor.width, predictor.height),
-            "metric_model": checkpoint.metric, **metrics.results()}
+
+    def predict(rgb: np.ndarray) -> np.ndarray:
+        return predictor.predict(rgb, scale, (rgb.shape[1], rgb.shape[0]))
+
+    return predict, {"backend": predictor.backend, "model": name,
+                     "parameters": sum(p.numel() for p in net.parameters()),
+                     "macs": count_macs(net, predictor.width, predictor.height),
+                     "metric_model": checkpoint.metric}
+
+
+# Middlebury 2014 "Motorcycle" as scikit-image ships it (downsampled 4x); its calibration for
+# that size, from skimage.data.stereo_motorcycle's documentation.
+MIDDLEBURY = {"focal_px": 994.978, "doffs_px": 31.086, "baseline_m": 0.193001}
+
+
+def middlebury_motorcycle() -> tuple[np.ndarray, np.ndarray]:
+    """The left image (RGB uint8) and its metric ground-truth depth (NaN: none) from the
+    disparity: depth = baseline * focal / (disparity + doffs)."""
+    from skimage.data import stereo_motorcycle
+
+    left, _, disparity = stereo_motorcycle()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = MIDDLEBURY["baseline_m"] * MIDDLEBURY["focal_px"] / (
+            disparity.astype(np.float64) + MIDDLEBURY["doffs_px"])
+    depth[~np.isfinite(disparity)] = np.nan
+    return left, depth.astype(np.float32)
+
+
+def evaluate_middlebury(checkpoint_path: str | Path | None, min_depth_m: float,
+                        max_depth_m: float, threads: int = 0,
+                        backend: str = "torch") -> dict[str, object]:
+    """The model on one real photograph with metric ground truth. A domain-gap figure:
+    a real camera (f = 995 px at 741x500, 73 degrees), a scene unlike any simulated one."""
+    predict, about = _model(checkpoint_path, threads, backend)
+    rgb, depth = middlebury_motorcycle()
+    metrics = ProtocolMetrics(min_depth_m, max_depth_m)
+    metrics.add(predict(rgb), depth)
+    return {"image": "Middlebury 2014 Motorcycle (skimage.data.stereo_motorcycle)",
+            "domain_gap": True, **about, "frames": metrics.frames,
+            "min_depth_m": min_depth_m, "max_depth_m": max_depth_m, **metrics.results()}

@@ -75,11 +75,24 @@ def test_simulate_then_eval(tmp_path):
     report = tmp_path / "report.json"
     out = run("eval", "--bag", str(bag), "--json", str(report), "--max-depth", "8")
     assert out.returncode == 0, out.stderr
-    assert "median-scaled" in out.stdout and "abs_rel" in out.stdout
+    assert "median-scaled" in out.stdout and "constant-baseline" in out.stdout
     result = json.loads(report.read_text())
     assert result["frames"] == 4 and result["max_depth_m"] == 8.0
     assert 0 < result["median_scaled"]["abs_rel"] < 1 and result["parameters"] > 0
+    assert 0 < result["constant_baseline"]["a1"] < 1
     assert run("eval", "--bag", str(tmp_path / "none")).returncode == 1
+
+
+def test_eval_on_the_real_middlebury_photograph(tmp_path, student_path):
+    report = tmp_path / "middlebury.json"
+    out = run("eval", "--middlebury", "--model", str(student_path), "--json", str(report))
+    assert out.returncode == 0, out.stderr
+    assert "domain-gap" in out.stdout and "constant-baseline" in out.stdout
+    result = json.loads(report.read_text())
+    assert result["domain_gap"] and result["frames"] == 1
+    # the constant baseline on this photograph, whatever the model (issue #20: 0.551)
+    assert result["constant_baseline"]["a1"] == pytest.approx(0.551, abs=0.005)
+    assert run("eval", "--middlebury", "--bag", "x").returncode == 2
 
 
 @pytest.mark.parametrize("args, reason", [

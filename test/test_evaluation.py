@@ -5,8 +5,9 @@ import pytest
 from bags import copy_bag
 
 from lumde_ros.errors import BagError
-from lumde_ros.evaluation import (MetricAccumulator, evaluate_recording, format_table,
-                                  image_metrics)
+from lumde_ros.evaluation import (CONSTANT, MIDDLEBURY, MetricAccumulator, ProtocolMetrics,
+                                  evaluate_recording, format_table, image_metrics,
+                                  middlebury_motorcycle)
 
 
 def test_hand_computed_values():
@@ -45,3 +46,38 @@ def test_a_recording_without_ground_truth_is_refused_not_scored_nan(tmp_path, si
     bare = copy_bag(sim_bag, tmp_path / "bare", drop={"/camera/depth/ground_truth"})
     with pytest.raises(BagError, match="no camera frame with ground-truth depth.*none found"):
         evaluate_recording(bare, None, 0.1, 10.0)
+
+
+def test_every_result_carries_the_constant_baseline_on_the_same_pixels():
+    rng = np.random.default_rng(1)
+    metrics = ProtocolMetrics(0.1, 10.0)
+    expected = MetricAccumulator(0.1, 10.0, False)
+    for _ in range(3):
+        gt = rng.uniform(0.5, 8.0, (12, 16))
+        gt[0, :4] = np.nan
+        pred = gt * rng.uniform(0.8, 1.2, gt.shape)
+        pred[5, 5] = np.nan                      # the model's holes are the baseline's too
+        metrics.add(pred, gt)
+        keep = np.isfinite(pred) & np.isfinite(gt)
+        expected.add(np.where(keep, np.median(gt[keep]), np.nan), gt)
+    results = metrics.results()
+    assert results[CONSTANT] == pytest.approx(expected.result())
+    assert results["median_scaled"]["a1"] > results[CONSTANT]["a1"] + 0.3
+
+
+def test_the_middlebury_photograph_has_metric_depth_from_its_calibration():
+    rgb, depth = middlebury_motorcycle()
+    assert rgb.shape == (500, 741, 3) and depth.shape == (500, 741)
+    valid = depth[np.isfinite(depth)]
+    assert valid.size > 0.9 * depth.size
+    # a motorcycle a couple of metres in front of a wall: the disparity range 7-270/4 px
+    assert 1.5 < np.percentile(valid, 1) and np.percentile(valid, 99) < 10.0
+    assert np.median(valid) == pytest.approx(
+        MIDDLEBURY["baseline_m"] * MIDDLEBURY["focal_px"]
+        / (np.nanmedian(middlebury_disparity()) + MIDDLEBURY["doffs_px"]), rel=0.02)
+
+
+def middlebury_disparity() -> np.ndarray:
+    from skimage.data import stereo_motorcycle
+    disparity = stereo_motorcycle()[2].astype(np.float64)
+    return np.where(np.isfinite(disparity), disparity, np.nan)

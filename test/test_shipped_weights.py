@@ -19,7 +19,8 @@ from lumde_ros.training.gate import gate
 @pytest.fixture(scope="module")
 def held_out_scene(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("held-out") / "corridor"
-    simulate(SimulateOptions(out=out, seed=EVAL_SEED_START + 7, frames=16, kind="corridor"),
+    simulate(SimulateOptions(out=out, seed=EVAL_SEED_START + 7, frames=16, world="classic",
+                             layout="corridor"),
              progress=False)
     return out
 

@@ -1,8 +1,9 @@
-"""`lumde simulate`: a ground robot's camera driving through a simulated indoor scene, written
-as a rosbag2 (MCAP or sqlite3) with rosbags, with exact ground-truth depth.
+"""`lumde simulate`: a camera moving through a simulated indoor world (a robot driving, or
+hand-held), written as a rosbag2 (MCAP or sqlite3) with rosbags, with exact ground-truth depth.
 
-Seeds: scenes are drawn from the seed, so recordings with different seeds never share a scene.
-By convention seeds below EVAL_SEED_START are for training and seeds from it on for evaluation.
+Seeds: scenes, camera, light and motion are drawn from the seed, so recordings with different
+seeds never share a scene. Seeds below split.eval_seed_start (config/sim.yaml) are for training
+and draw only training layouts, objects and texture families; the others only evaluation ones.
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -18,10 +21,12 @@ from rosbags.typesys import Stores, get_typestore
 from lumde_ros.errors import BagError
 from lumde_ros.geometry import (OPTICAL_FROM_LINK_RPY, Intrinsics, matrix_quaternion,
                                 pose_matrix, quaternion_from_rpy)
-from lumde_ros.sim.scene import KINDS, SceneRenderer, camera_intrinsics, random_scene
-from lumde_ros.sim.textures import prepare_textures
+from lumde_ros.sim import classic
+from lumde_ros.sim.motion import MOTIONS, Clearance, drive, handheld
+from lumde_ros.sim.scene import SceneRenderer, camera_intrinsics
+from lumde_ros.sim.world import load_sim_config, random_world, split_name, uniform
 
-EVAL_SEED_START = 1000
+EVAL_SEED_START = load_sim_config()["split"]["eval_seed_start"]
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 TOPICS = {"image": "/camera/image_raw", "camera_info": "/camera/camera_info",
           "depth": "/camera/depth/ground_truth", "odom": "/odom", "tf": "/tf",
@@ -33,30 +38,64 @@ START_NS = 1_700_000_000 * 10**9
 # Renderer clip planes (metres): nearer than any camera-to-surface distance, beyond any room.
 NEAR_M, FAR_M = 0.05, 60.0
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+# varied: drawn from config/sim.yaml; classic: the scenes the shipped weights were trained on.
+WORLDS = ("varied", "classic")
 
 
 @dataclass(frozen=True)
 class SimulateOptions:
-    """What `lumde simulate` renders."""
+    """What `lumde simulate` renders. None: drawn from the seed (config/sim.yaml)."""
 
     out: Path
     seed: int = 0
     frames: int = 300
-    width: int = 320
-    height: int = 240
-    hfov_deg: float = 70.0
+    width: int | None = None
+    height: int | None = None
+    hfov_deg: float | None = None
     rate_hz: float = 10.0
-    kind: str = "room"
+    world: str = "varied"
+    layout: str | None = None
+    motion: str = "drive"
+    odometry: bool = True
     storage: str = "mcap"
 
 
-def _camera_mount(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """base_link -> camera_link (height, forward offset, downward pitch) and
-    camera_link -> camera_optical_frame."""
-    height, pitch = rng.uniform(0.45, 1.1), rng.uniform(0.0, math.radians(12))
-    link = pose_matrix(np.array([0.1, 0.0, height]), quaternion_from_rpy(0.0, pitch, 0.0))
-    optical = pose_matrix(np.zeros(3), quaternion_from_rpy(*OPTICAL_FROM_LINK_RPY))
-    return link, optical
+@dataclass(frozen=True)
+class Camera:
+    """The camera a recording draws: image size, field of view, mounting and sensor."""
+
+    width: int
+    height: int
+    hfov_deg: float
+    base_from_link: np.ndarray
+    noise_sigma: float
+    blur_sigma: float
+
+
+def _camera(rng: np.random.Generator, options: SimulateOptions, config: dict[str, Any]) -> Camera:
+    """Size and field of view (unless given), mounting (height, pitch, roll on the robot;
+    none when hand-held: the hand moves the camera) and sensor noise."""
+    c = config["camera"]
+    width, height = c["sizes"][int(rng.integers(len(c["sizes"])))]
+    hfov = uniform(rng, c["hfov_deg"])
+    mount = (uniform(rng, c["height_m"]), math.radians(uniform(rng, c["pitch_deg"])),
+             math.radians(uniform(rng, c["roll_deg"])))
+    if options.motion == "handheld":
+        link = np.eye(4)
+    else:
+        link = pose_matrix(np.array([0.1, 0.0, mount[0]]),
+                           quaternion_from_rpy(mount[2], -mount[1], 0.0))
+    return Camera(options.width or width, options.height or height, options.hfov_deg or hfov,
+                  link, uniform(rng, c["noise_sigma"]), uniform(rng, c["blur_sigma"]))
+
+
+def _sensor(rgb: np.ndarray, camera: Camera, gain: float, rng: np.random.Generator) -> np.ndarray:
+    """What a real sensor adds to a perfect rendering: exposure, blur and noise."""
+    image = rgb.astype(np.float32) * gain
+    if camera.blur_sigma > 0.05:
+        image = cv2.GaussianBlur(image, (0, 0), camera.blur_sigma)
+    image += camera.noise_sigma * rng.standard_normal(image.shape, dtype=np.float32)
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
 def _msg(name: str, **fields):
@@ -97,14 +136,16 @@ def _camera_info(stamp_ns: int, frame: str, i: Intrinsics):
                 binning_x=0, binning_y=0, roi=roi)
 
 
-def _odometry(stamp_ns: int, odom_from_base: np.ndarray, speed: float, yaw_rate: float):
+def _odometry(stamp_ns: int, odom_from_base: np.ndarray, linear: tuple[float, ...],
+              angular: tuple[float, ...]):
     t, q = odom_from_base[:3, 3], matrix_quaternion(odom_from_base)
     vector = "geometry_msgs/msg/Vector3"
     pose = _msg("geometry_msgs/msg/Pose",
                 position=_msg("geometry_msgs/msg/Point", x=t[0], y=t[1], z=t[2]),
                 orientation=_msg("geometry_msgs/msg/Quaternion", x=q[0], y=q[1], z=q[2], w=q[3]))
-    twist = _msg("geometry_msgs/msg/Twist", linear=_msg(vector, x=speed, y=0.0, z=0.0),
-                 angular=_msg(vector, x=0.0, y=0.0, z=yaw_rate))
+    twist = _msg("geometry_msgs/msg/Twist", linear=_msg(vector, x=linear[0], y=linear[1],
+                                                        z=linear[2]),
+                 angular=_msg(vector, x=angular[0], y=angular[1], z=angular[2]))
     return _msg("nav_msgs/msg/Odometry", header=_header(stamp_ns, FRAMES["odom"]),
                 child_frame_id=FRAMES["base"],
                 pose=_msg("geometry_msgs/msg/PoseWithCovariance", pose=pose,
@@ -113,55 +154,89 @@ def _odometry(stamp_ns: int, odom_from_base: np.ndarray, speed: float, yaw_rate:
                            covariance=np.zeros(36)))
 
 
-def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, object]:
-    """Render the recording and write it; returns a summary. Refuses to overwrite."""
-    if options.kind not in KINDS:
-        raise BagError(f"scene kind '{options.kind}' is not one of {', '.join(KINDS)}")
+def _check(options: SimulateOptions, config: dict[str, Any]) -> str:
+    """The seed's split, after refusing options that cannot be honoured."""
+    split = split_name(options.seed, config)
+    if options.world not in WORLDS:
+        raise BagError(f"world '{options.world}' is not one of {', '.join(WORLDS)}")
+    layouts = config["split"][split]["layouts"] if options.world == "varied" else \
+        list(classic.LAYOUTS)
+    if options.world == "classic" and options.motion != "drive":
+        raise BagError("classic worlds are driven only: use --world varied for "
+                       f"--motion {options.motion}")
+    if options.layout is not None and options.layout not in layouts:
+        raise BagError(f"layout '{options.layout}' is not a {split} layout: seed "
+                       f"{options.seed} may use {', '.join(layouts)} (seeds from "
+                       f"{EVAL_SEED_START} on are evaluation scenes)")
+    if options.motion not in MOTIONS:
+        raise BagError(f"motion '{options.motion}' is not one of {', '.join(MOTIONS)}")
     if options.storage not in STORAGES:
         raise BagError(f"storage '{options.storage}' is not one of {', '.join(STORAGES)}")
     if options.out.exists():
         raise BagError(f"{options.out} already exists; choose a new --out (bags are never "
                        "overwritten)")
+    return split
+
+
+def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, object]:
+    """Render the recording and write it; returns a summary. Refuses to overwrite."""
+    config = load_sim_config()
+    split = _check(options, config)
     rng = np.random.default_rng(options.seed)
-    roles, photos = prepare_textures()
-    spec = random_scene(rng, options.kind, roles, photos)
-    link, optical = _camera_mount(rng)
-    speed = rng.uniform(0.3, 1.0)
-    start_s = rng.uniform(0.0, spec.path.perimeter)
-    intrinsics = camera_intrinsics(options.width, options.height, options.hfov_deg)
-    renderer = SceneRenderer(spec)
+    props: list[tuple] = []
+    if options.world == "classic":
+        world, props, path = classic.classic_world(rng, options.layout or "room")
+        camera = Camera(options.width or classic.WIDTH, options.height or classic.HEIGHT,
+                        options.hfov_deg or classic.HFOV_DEG, classic.classic_mount(rng), 0, 0)
+        samples = classic.classic_motion(rng, path, options.frames, options.rate_hz)
+        config = {**config, "camera": {**config["camera"], "exposure_step": 0.0}}
+    else:
+        if options.layout is not None:   # the seed still decides everything else
+            config = {**config, "split": {**config["split"], split: {
+                **config["split"][split], "layouts": [options.layout]}}}
+        world = random_world(rng, split, config)
+        camera = _camera(rng, options, config)
+        move = drive if options.motion == "drive" else handheld
+        samples = move(rng, Clearance(world.occupancy()), options.frames, options.rate_hz,
+                       config["motion"])
+    sensor_rng = np.random.default_rng([options.seed, 1])
+    exposure = config["camera"]
+    intrinsics = camera_intrinsics(camera.width, camera.height, camera.hfov_deg)
+    optical = pose_matrix(np.zeros(3), quaternion_from_rpy(*OPTICAL_FROM_LINK_RPY))
+    renderer = SceneRenderer(world.parts, world.light, tuple(props))
     try:
         with Writer(options.out, version=9, storage_plugin=STORAGES[options.storage]) as writer:
+            kinds = [("image", "sensor_msgs/msg/Image"),
+                     ("camera_info", "sensor_msgs/msg/CameraInfo"),
+                     ("depth", "sensor_msgs/msg/Image"), ("tf_static", "tf2_msgs/msg/TFMessage")]
+            if options.odometry:
+                kinds += [("odom", "nav_msgs/msg/Odometry"), ("tf", "tf2_msgs/msg/TFMessage")]
             conns = {key: writer.add_connection(TOPICS[key], kind, typestore=TYPESTORE)
-                     for key, kind in (("image", "sensor_msgs/msg/Image"),
-                                       ("camera_info", "sensor_msgs/msg/CameraInfo"),
-                                       ("depth", "sensor_msgs/msg/Image"),
-                                       ("odom", "nav_msgs/msg/Odometry"),
-                                       ("tf", "tf2_msgs/msg/TFMessage"),
-                                       ("tf_static", "tf2_msgs/msg/TFMessage"))}
+                     for key, kind in kinds}
 
             def write(key: str, stamp_ns: int, msg) -> None:
                 writer.write(conns[key], stamp_ns,
                              TYPESTORE.serialize_cdr(msg, conns[key].msgtype))
 
-            static = [_transform(START_NS, FRAMES["base"], FRAMES["link"], link),
+            static = [_transform(START_NS, FRAMES["base"], FRAMES["link"], camera.base_from_link),
                       _transform(START_NS, FRAMES["link"], FRAMES["optical"], optical)]
             write("tf_static", START_NS, _msg("tf2_msgs/msg/TFMessage", transforms=static))
-            x0, y0, yaw0, _ = spec.path.pose(start_s)
-            world_from_odom = pose_matrix(np.array([x0, y0, 0.0]),
-                                          quaternion_from_rpy(0.0, 0.0, yaw0))
-            odom_from_world = np.linalg.inv(world_from_odom)
-            for k in range(options.frames):
+            odom_from_world = np.linalg.inv(samples[0].world_from_base)
+            gain = 1.0
+            for k, sample in enumerate(samples):
                 stamp = START_NS + round(k * 1e9 / options.rate_hz)
-                x, y, yaw, curvature = spec.path.pose(start_s + speed * k / options.rate_hz)
-                world_from_base = pose_matrix(np.array([x, y, 0.0]),
-                                              quaternion_from_rpy(0.0, 0.0, yaw))
-                odom_from_base = odom_from_world @ world_from_base
-                rgb, depth = renderer.render(intrinsics, world_from_base @ link @ optical,
-                                             NEAR_M, FAR_M)
-                write("odom", stamp, _odometry(stamp, odom_from_base, speed, speed * curvature))
-                write("tf", stamp, _msg("tf2_msgs/msg/TFMessage", transforms=[_transform(
-                    stamp, FRAMES["odom"], FRAMES["base"], odom_from_base)]))
+                rgb, depth = renderer.render(
+                    intrinsics, sample.world_from_base @ camera.base_from_link @ optical,
+                    NEAR_M, FAR_M)
+                gain = float(np.clip(gain + sensor_rng.normal(0, exposure["exposure_step"]),
+                                     *exposure["exposure_range"]))
+                rgb = _sensor(rgb, camera, gain, sensor_rng)
+                if options.odometry:
+                    odom_from_base = odom_from_world @ sample.world_from_base
+                    write("odom", stamp, _odometry(stamp, odom_from_base, sample.linear,
+                                                   sample.angular))
+                    write("tf", stamp, _msg("tf2_msgs/msg/TFMessage", transforms=[_transform(
+                        stamp, FRAMES["odom"], FRAMES["base"], odom_from_base)]))
                 write("camera_info", stamp, _camera_info(stamp, FRAMES["optical"], intrinsics))
                 write("image", stamp, _image(stamp, FRAMES["optical"], rgb, "rgb8"))
                 write("depth", stamp, _image(stamp, FRAMES["optical"], depth, "32FC1"))
@@ -169,9 +244,14 @@ def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, objec
                     _progress(k + 1, options.frames)
     finally:
         renderer.close()
-    return {"bag": str(options.out), "seed": options.seed, "kind": options.kind,
-            "frames": options.frames, "split": "evaluation" if options.seed >= EVAL_SEED_START
-            else "training", "speed_mps": round(speed, 3),
+    return {"bag": str(options.out), "seed": options.seed, "split": split,
+            "world": options.world, "layout": world.layout, "objects": sorted(set(world.objects)),
+            "texture_families": list(world.families), "motion": options.motion,
+            "odometry": options.odometry, "frames": options.frames,
+            "width": camera.width, "height": camera.height,
+            "hfov_deg": round(camera.hfov_deg, 2),
+            "camera_height_m": round(float(
+                (samples[0].world_from_base @ camera.base_from_link)[2, 3]), 3),
             "size_mb": round(sum(f.stat().st_size for f in options.out.iterdir()) / 1e6, 2)}
 
 
