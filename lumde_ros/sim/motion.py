@@ -85,11 +85,9 @@ def drive(rng: np.random.Generator, clearance: Clearance, frames: int, rate_hz: 
     weights = np.array([c["segments"][n] for n in names], float)
     x, y = clearance.start(rng, radius)
     yaw = rng.uniform(-math.pi, math.pi)
-    v = w = roll = pitch = 0.0
     accel, yaw_accel = c["accel_mps2"], math.radians(c["yaw_accel_dps2"])
     wobble = math.radians(c["wobble_deg"])
     per_frame, dt = _steps(rate_hz)
-    queue: list[list[float]] = []      # segments to come: [target v, target w, seconds]
 
     def random_segment() -> list[float]:
         kind = names[rng.choice(len(names), p=weights / weights.sum())]
@@ -102,16 +100,17 @@ def drive(rng: np.random.Generator, clearance: Clearance, frames: int, rate_hz: 
                   "reverse": (-uniform(rng, c["reverse_speed_mps"]), 0.0)}[kind]
         return [*target, uniform(rng, c["segment_s"]) * (0.4 if kind == "stop" else 1.0)]
 
-    # a recording starts mid-drive: moving ahead at the first segment's speed
+    # segments to come, [target v, target w, seconds]; never empty. A recording starts
+    # mid-drive: moving ahead at the first segment's speed.
     queue = [[rng.uniform(0.1, top), 0.0, uniform(rng, c["segment_s"])]]
-    v = queue[0][0]
+    v, w, roll, pitch = queue[0][0], 0.0, 0.0, 0.0
     samples = []
     for _ in range(frames):
         samples.append(Sample(pose_matrix(np.array([x, y, 0.0]),
                                           quaternion_from_rpy(roll, pitch, yaw)),
                               (v, 0.0, 0.0), (0.0, 0.0, w)))
         for _ in range(per_frame):
-            if not queue or queue[0][2] <= 0:
+            if queue[0][2] <= 0:
                 queue = queue[1:] or [random_segment()]
             target_v, target_w = queue[0][0], queue[0][1]
             v += float(np.clip(target_v - v, -accel * dt, accel * dt))

@@ -70,6 +70,7 @@ class Camera:
     base_from_link: np.ndarray
     noise_sigma: float
     blur_sigma: float
+    exposure_step: float
 
 
 def _camera(rng: np.random.Generator, options: SimulateOptions, config: dict[str, Any]) -> Camera:
@@ -86,7 +87,8 @@ def _camera(rng: np.random.Generator, options: SimulateOptions, config: dict[str
         link = pose_matrix(np.array([0.1, 0.0, mount[0]]),
                            quaternion_from_rpy(mount[2], -mount[1], 0.0))
     return Camera(options.width or width, options.height or height, options.hfov_deg or hfov,
-                  link, uniform(rng, c["noise_sigma"]), uniform(rng, c["blur_sigma"]))
+                  link, uniform(rng, c["noise_sigma"]), uniform(rng, c["blur_sigma"]),
+                  c["exposure_step"])
 
 
 def _sensor(rgb: np.ndarray, camera: Camera, gain: float, rng: np.random.Generator) -> np.ndarray:
@@ -187,9 +189,9 @@ def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, objec
     if options.world == "classic":
         world, props, path = classic.classic_world(rng, options.layout or "room")
         camera = Camera(options.width or classic.WIDTH, options.height or classic.HEIGHT,
-                        options.hfov_deg or classic.HFOV_DEG, classic.classic_mount(rng), 0, 0)
+                        options.hfov_deg or classic.HFOV_DEG, classic.classic_mount(rng),
+                        0.0, 0.0, 0.0)
         samples = classic.classic_motion(rng, path, options.frames, options.rate_hz)
-        config = {**config, "camera": {**config["camera"], "exposure_step": 0.0}}
     else:
         if options.layout is not None:   # the seed still decides everything else
             config = {**config, "split": {**config["split"], split: {
@@ -200,7 +202,6 @@ def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, objec
         samples = move(rng, Clearance(world.occupancy()), options.frames, options.rate_hz,
                        config["motion"])
     sensor_rng = np.random.default_rng([options.seed, 1])
-    exposure = config["camera"]
     intrinsics = camera_intrinsics(camera.width, camera.height, camera.hfov_deg)
     optical = pose_matrix(np.zeros(3), quaternion_from_rpy(*OPTICAL_FROM_LINK_RPY))
     renderer = SceneRenderer(world.parts, world.light, tuple(props))
@@ -228,8 +229,8 @@ def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, objec
                 rgb, depth = renderer.render(
                     intrinsics, sample.world_from_base @ camera.base_from_link @ optical,
                     NEAR_M, FAR_M)
-                gain = float(np.clip(gain + sensor_rng.normal(0, exposure["exposure_step"]),
-                                     *exposure["exposure_range"]))
+                gain = float(np.clip(gain + sensor_rng.normal(0, camera.exposure_step),
+                                     *config["camera"]["exposure_range"]))
                 rgb = _sensor(rgb, camera, gain, sensor_rng)
                 if options.odometry:
                     odom_from_base = odom_from_world @ sample.world_from_base

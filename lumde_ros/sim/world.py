@@ -60,15 +60,20 @@ class World:
     families: tuple[str, ...]
 
     def occupancy(self) -> np.ndarray:
-        """Boolean floor map (rows: y, columns: x, GRID_M cells): True where an obstacle or
-        the outside of the walls is."""
-        rows, cols = math.ceil(self.width_m / GRID_M), math.ceil(self.length_m / GRID_M)
-        grid = np.zeros((rows + 2, cols + 2), np.uint8)   # one cell of wall around
-        grid[[0, -1], :] = grid[:, [0, -1]] = 1
-        for polygon in self.footprints:
-            cells = np.round(polygon / GRID_M).astype(np.int32) + 1
-            cv2.fillPoly(grid, [cells], 1)
-        return grid.astype(bool)
+        """The world's floor map (see floor_map)."""
+        return floor_map(self.length_m, self.width_m, self.footprints)
+
+
+def floor_map(length_m: float, width_m: float, footprints) -> np.ndarray:
+    """Boolean floor map (rows: y, columns: x, GRID_M cells): True where an obstacle or the
+    outside of the walls is."""
+    rows, cols = math.ceil(width_m / GRID_M), math.ceil(length_m / GRID_M)
+    grid = np.zeros((rows + 2, cols + 2), np.uint8)   # one cell of wall around
+    grid[[0, -1], :] = grid[:, [0, -1]] = 1
+    for polygon in footprints:
+        cells = np.round(polygon / GRID_M).astype(np.int32) + 1
+        cv2.fillPoly(grid, [cells], 1)
+    return grid.astype(bool)
 
 
 class _Drawer:
@@ -78,6 +83,7 @@ class _Drawer:
                  config: dict[str, Any]) -> None:
         self.rng, self.split, self.config = rng, split, config
         self.families: set[str] = set()
+        self.clutter_kinds = [k for k in split["objects"] if k in CLUTTER]
 
     def surface(self) -> tuple[Texture, tuple[float, float, float]]:
         """A texture of one of the split's families at a drawn scale, and a tint."""
@@ -289,9 +295,8 @@ def random_world(rng: np.random.Generator, split: str, config: dict[str, Any]) -
     fixtures, footprints = _fixtures(d, layout, length, width, height)
     parts += fixtures
     clearance = config["motion"]["clearance_m"]
-    empty = World(layout, length, width, height, ceiling, (), tuple(footprints), _light(
-        rng, ceiling, config["light"]), (), ())
-    floor_free = _free_area(empty.occupancy(), clearance)
+    light = _light(rng, ceiling, config["light"])
+    floor_free = _free_area(floor_map(length, width, footprints), clearance)
     area = length * width
     placed: list[str] = []
     for _ in range(int(round(uniform(rng, config["objects_per_10m2"]) * area / 10))):
@@ -300,21 +305,19 @@ def random_world(rng: np.random.Generator, split: str, config: dict[str, Any]) -
         yaw = rng.uniform(0, 2 * math.pi) if rng.random() < 0.6 else \
             float(rng.integers(4)) * math.pi / 2
         new_parts, footprint, top = OBJECTS[kind](d, x, y, yaw)
-        trial = World(layout, length, width, height, ceiling, (),
-                      (*footprints, footprint), empty.light, (), ())
         inside = (footprint.min() > 0.02 and footprint[:, 0].max() < length - 0.02
                   and footprint[:, 1].max() < width - 0.02)
         # keep at least 40 % of the floor reachable so the robot has somewhere to go
         if (inside and not _overlaps(footprints, footprint)
-                and _free_area(trial.occupancy(), clearance) > 0.4 * floor_free):
+                and _free_area(floor_map(length, width, [*footprints, footprint]),
+                               clearance) > 0.4 * floor_free):
             parts += new_parts
             footprints.append(footprint)
             placed.append(kind)
             if top < 1.2 and rng.random() < 0.5:
                 parts += _clutter(d, footprint, top)
-    clutter_kinds = [k for k in families["objects"] if k in CLUTTER]
     for _ in range(int(round(uniform(rng, config["clutter_per_10m2"]) * area / 10))):
-        if not clutter_kinds:
+        if not d.clutter_kinds:
             break
         x, y = rng.uniform(0.2, length - 0.2), rng.uniform(0.2, width - 0.2)
         spot = _rectangle(x, y, 0.15, 0.15, 0.0)
@@ -322,7 +325,7 @@ def random_world(rng: np.random.Generator, split: str, config: dict[str, Any]) -
             parts += _clutter(d, spot, 0.0)
             footprints.append(spot)
     return World(layout, length, width, height, ceiling, tuple(parts), tuple(footprints),
-                 empty.light, tuple(placed), tuple(sorted(d.families)))
+                 light, tuple(placed), tuple(sorted(d.families)))
 
 
 def _overlaps(footprints: list[np.ndarray], candidate: np.ndarray, margin: float = 0.05) -> bool:
@@ -333,8 +336,7 @@ def _overlaps(footprints: list[np.ndarray], candidate: np.ndarray, margin: float
 
 def _clutter(d: _Drawer, footprint: np.ndarray, z: float) -> list[Part]:
     """One to three small objects of the split's clutter kinds standing on `footprint`."""
-    r = d.rng
-    kinds = [k for k in d.split["objects"] if k in CLUTTER]
+    r, kinds = d.rng, d.clutter_kinds
     parts: list[Part] = []
     lo, hi = footprint.min(axis=0), footprint.max(axis=0)
     for _ in range(int(r.integers(1, 4)) if kinds else 0):
