@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lumde_ros.evaluation import CONSTANT, METRICS
+from lumde_ros.sim.world import load_sim_config, split_name
 
 MIN_DEPTH_M, MAX_DEPTH_M = 0.1, 10.0
 PROTOCOLS = ("median_scaled", "unscaled")
@@ -19,14 +20,26 @@ LUMDE = [sys.executable, "-m", "lumde_ros.cli"]
 CLASSIC_LAYOUTS = ("corridor", "room")
 
 
+def layouts(seed: int, world: str) -> tuple[str, ...]:
+    """The layouts a set of recordings cycles through, so that a few seeds cover every kind
+    of scene of their split evenly (a seed alone draws its layout uniformly)."""
+    if world == "classic":
+        return CLASSIC_LAYOUTS
+    config = load_sim_config()
+    return tuple(config["split"][split_name(seed, config)]["layouts"])
+
+
 def simulate(folder: Path, seeds: range, frames: int, world: str = "varied") -> list[Path]:
-    """One recording per seed, folder/seed-N, with `lumde simulate`'s summary beside it
-    (seed-N.json: layout, objects, texture families); existing ones are kept."""
+    """One recording per seed, folder/seed-N, the layouts cycled (see `layouts`), with `lumde
+    simulate`'s summary beside it (seed-N.json: layout, objects, texture families); existing
+    ones are kept."""
+    folder.mkdir(parents=True, exist_ok=True)
     bags = []
-    for i, seed in enumerate(seeds):
+    for seed in seeds:
         bag = folder / f"seed-{seed}"
         if not bag.exists():
-            layout = ["--layout", CLASSIC_LAYOUTS[i % 2]] if world == "classic" else []
+            cycle = layouts(seed, world)
+            layout = ["--layout", cycle[seed % len(cycle)]]
             subprocess.run([*LUMDE, "simulate", "--out", str(bag), "--seed", str(seed),
                             "--frames", str(frames), "--world", world, *layout,
                             "--json", str(bag.with_suffix(".json"))], check=True)
