@@ -31,6 +31,7 @@ class HintConfig:
     max_frames_apart: int
     max_rotation_deg: float
     window: int
+    ssim_weight: float
     min_contrast: float
     agreement: float
     min_views: int
@@ -80,7 +81,8 @@ def sweep(target: torch.Tensor, views: torch.Tensor, motions: torch.Tensor, k: t
     for view, motion in zip(views, motions):
         warped, inside = warp(view.expand(planes, -1, -1, -1), plane,
                               motion.expand(planes, 4, 4), k.expand(planes, 3, 3))
-        error = photometric_error(warped, target.expand(planes, -1, -1, -1), 0.85)
+        error = photometric_error(warped, target.expand(planes, -1, -1, -1),
+                                   config.ssim_weight)
         error = error.masked_fill(inside == 0, float("nan"))
         costs.append(F.avg_pool2d(error, config.window, 1, config.window // 2)[:, 0])
     cost = torch.stack(costs)  # (S, D, H, W); NaN where the depth leaves the view
