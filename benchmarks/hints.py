@@ -1,10 +1,11 @@
-"""Depth-hint benchmark: simulate recordings (training seeds of the varied worlds, layouts
-cycled), find each frame's hint by plane sweep through odometry (lumde_ros/data/hints.py,
+"""Depth-hint benchmark: simulate recordings (seeds of the varied worlds' training or held-out
+evaluation split, layouts cycled), find each frame's hint by plane sweep through odometry (lumde_ros/data/hints.py,
 settings from config/train.yaml's `hints`) at the teacher's training size, and score the
 hinted pixels against the simulator's ground truth beside the constant baseline (each image's
 median depth) on the same pixels. Also: the share of pixels hinted, and the time per frame.
 
     .venv/bin/python benchmarks/hints.py --work /tmp/hints-bench [--seeds 4] [--width 128]
+        [--split evaluation]
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from lumde_ros.data.hints import HintConfig, recording_hints
 from lumde_ros.data.recording import Recording
 from lumde_ros.evaluation import image_metrics
 from lumde_ros.inference import resize_image
+from lumde_ros.sim.recording import EVAL_SEED_START
 from lumde_ros.training.config import load_section
 
 
@@ -53,9 +55,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--height", type=int, default=96)
+    ap.add_argument("--split", choices=("training", "evaluation"), default="training",
+                    help="seeds from 0 or from the held-out split's first seed")
     args = ap.parse_args()
     config = load_section("hints", HintConfig)
-    bags = simulate(args.work, range(args.seeds), args.frames)
+    first = EVAL_SEED_START if args.split == "evaluation" else 0
+    bags = simulate(args.work, range(first, first + args.seeds), args.frames)
     print(f"{'recording':<22}{'hinted':>8}{'ms/frame':>10}{'hint a1':>9}{'const a1':>9}"
           f"{'hint rel':>9}{'const rel':>10}")
     rows = []

@@ -4,18 +4,26 @@ frame's neighbours are views from known, metric camera positions, so testing a r
 per pixel and keeping the one that makes every neighbour agree with the frame gives a metric
 depth wherever the image is textured and the robot moved sideways or forwards enough. The
 teacher learns from a hint only where the hint explains the frame better than its own depth
-(the plan for the teacher's loss, #20), so a wrong hint costs little and a good one speeds up
-learning the geometry a photometric loss alone finds slowly. benchmarks/hints.py measures them.
+(losses/self_supervised.hint_error), so a wrong hint costs little and a good one speeds up
+learning the geometry a photometric loss alone finds slowly. A run finds them once and keeps
+them in its folder (`cached_hints`). benchmarks/hints.py measures them.
 
 Inputs are images and odometry only: ground truth is never read here.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn import functional as F
 
+from lumde_ros.files import atomic_path
 from lumde_ros.geometry import warp
 from lumde_ros.losses.photometric import photometric_error
 
@@ -109,14 +117,15 @@ def sweep(target: torch.Tensor, views: torch.Tensor, motions: torch.Tensor, k: t
 
 
 def recording_hints(images: torch.Tensor, k: torch.Tensor, poses: torch.Tensor,
-                    config: HintConfig) -> torch.Tensor:
-    """Hints (N, 1, H, W) of every frame of one recording: images (N, 3, H, W) uint8, camera
-    matrices (N, 3, 3), camera poses in odometry (N, 4, 4); 0 where none is trusted (also for
-    frames with no usable neighbour: spinning on the spot, standing still)."""
+                    config: HintConfig, targets: Sequence[int] | None = None) -> torch.Tensor:
+    """Hints (N, 1, H, W) of the frames `targets` (None: every frame) of one recording:
+    images (N, 3, H, W) uint8, camera matrices (N, 3, 3), camera poses in odometry (N, 4, 4);
+    0 where none is trusted (also for frames with no usable neighbour: spinning on the spot,
+    standing still) and on frames not asked for. Every frame can serve as a view."""
     hints = torch.zeros(len(images), 1, *images.shape[-2:])
     poses = poses.double()
     with torch.no_grad():
-        for i in range(len(images)):
+        for i in range(len(images)) if targets is None else sorted(set(targets)):
             chosen = choose_views(poses, i, config)
             if len(chosen) < config.min_views:
                 continue
@@ -124,3 +133,36 @@ def recording_hints(images: torch.Tensor, k: torch.Tensor, poses: torch.Tensor,
             hints[i] = sweep(images[i].float() / 255, images[chosen].float() / 255,
                              motions.float(), k[i].float(), config)
     return hints
+
+
+def cached_hints(cache: Path | None, identity: dict[str, Any], images: torch.Tensor,
+                 k: torch.Tensor, poses: torch.Tensor, config: HintConfig,
+                 targets: Sequence[int], say: Callable[[str], None]) -> torch.Tensor:
+    """`recording_hints` of `targets`, kept in folder `cache` (None: not kept) under a name
+    drawn from `identity` (what the frames were read from: recording, its size on disk,
+    frames), `config` and the input size, so a resumed or repeated run finds them again
+    instead of spending minutes; a kept file that is unreadable or does not match is found
+    again. `say` reports progress (finding hints takes a while)."""
+    targets = sorted(set(targets))
+    key = {"identity": identity, "config": dataclasses.asdict(config), "targets": targets,
+           "frames": len(images), "size": list(images.shape[-2:])}
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    path = None if cache is None else cache / f"{name}.pt"
+    if path is not None and path.is_file():
+        try:
+            kept = torch.load(path, map_location="cpu", weights_only=True)
+            if kept["key"] == key and kept["hints"].shape == (len(images), 1,
+                                                               *images.shape[-2:]):
+                return kept["hints"].float()
+            say(f"depth hints in {path} are for other frames; finding them again")
+        except Exception as err:  # torch raises many types for corrupt files
+            say(f"depth hints in {path} are unreadable ({type(err).__name__}: {err}); "
+                "finding them again")
+    say(f"finding depth hints for {identity.get('bag', 'a recording')} ({len(targets)} frames)")
+    # Kept at half precision (1 mm at 1 m), and used as kept: a resumed run sees the same.
+    hints = recording_hints(images, k, poses, config, targets).half()
+    say(f"depth hints cover {float((hints[targets] > 0).float().mean()):.0%} of its pixels")
+    if path is not None:
+        with atomic_path(path) as tmp:
+            torch.save({"key": key, "hints": hints}, tmp)
+    return hints.float()

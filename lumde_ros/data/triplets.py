@@ -5,13 +5,14 @@ Ground-truth depth, when a recording has it, is never read here: it exists for e
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lumde_ros.data.hints import HintConfig, cached_hints
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.sampling import triplets
 from lumde_ros.errors import TrainingError
@@ -26,16 +27,27 @@ POSE_ROUTES = ("auto", "odometry", "learned")
 class Batch:
     """One training batch. target (B, 3, H, W) and sources (two of them) RGB in [0, 1];
     k (B, 3, 3) at the batch's size; motions (B, 2, 4, 4) target -> each source from odometry,
-    or None on the learned-pose route."""
+    or None on the learned-pose route; hints (B, 1, H, W) the targets' depth hints in metres
+    (0: none there), or None when the run uses none; frames (B,) which frame of the data each
+    target is and flipped (B,) whether it was mirrored (what per-frame caches look up), None
+    for a batch not drawn from TripletData."""
 
     target: torch.Tensor
     sources: list[torch.Tensor]
     k: torch.Tensor
     motions: torch.Tensor | None
+    hints: torch.Tensor | None = None
+    frames: torch.Tensor | None = None
+    flipped: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
         return Batch(self.target.to(device), [s.to(device) for s in self.sources],
-                     self.k.to(device), None if self.motions is None else self.motions.to(device))
+                     self.k.to(device), _to(self.motions, device), _to(self.hints, device),
+                     self.frames, self.flipped)
+
+
+def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(device)
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,8 @@ class TripletData:
     """Frames (N, 3, H, W) uint8, their camera matrices (N, 3, 3) at that size, camera poses
     in the odometry frame (N, 4, 4) or None, and index triplets (M, 3) (previous, target, next).
     `recordings`: per recording, its path, frames kept and triplets (for logs and provenance).
-    `why_relative`: without poses, which recordings lacked usable odometry and why."""
+    `why_relative`: without poses, which recordings lacked usable odometry and why.
+    `hints`: depth hints (N, 1, H, W) in metres, 0 where none (data/hints.py), or None."""
 
     images: torch.Tensor
     k: torch.Tensor
@@ -51,6 +64,7 @@ class TripletData:
     triplets: torch.Tensor
     recordings: list[dict[str, object]]
     why_relative: str = ""
+    hints: torch.Tensor | None = None
 
     @property
     def metric(self) -> bool:
@@ -63,22 +77,27 @@ class TripletData:
     def batch(self, indices: Sequence[int], generator: torch.Generator, flip: bool,
               color_jitter: float) -> Batch:
         """The triplets at `indices`, augmented with draws from `generator`: a horizontal flip
-        (image, camera matrix and motion mirrored together) and one brightness / contrast /
-        saturation change shared by a triplet's three frames, so photometric consistency holds."""
+        (image, camera matrix, motion and hint mirrored together) and one brightness / contrast
+        / saturation change shared by a triplet's three frames, so photometric consistency
+        holds."""
         rows = self.triplets[torch.as_tensor(list(indices), dtype=torch.long)]
         frames = self.images[rows].float() / 255  # (B, 3, C, H, W)
         k = self.k[rows[:, 1]].clone()
         motions = None if self.poses is None else camera_motions(self.poses, rows)
+        hints = None if self.hints is None else self.hints[rows[:, 1]].float()
+        flipped = torch.zeros(len(rows), dtype=torch.bool)
         if flip:
             flipped = torch.rand(len(rows), generator=generator) < 0.5
             frames[flipped], k[flipped], moved = mirrored(
                 frames[flipped], k[flipped], None if motions is None else motions[flipped])
             if motions is not None:
                 motions[flipped] = moved
+            if hints is not None:
+                hints[flipped] = hints[flipped].flip(-1)
         if color_jitter > 0:
             frames = _jitter(frames, generator, color_jitter)
         return Batch(frames[:, 1], [frames[:, 0], frames[:, 2]], k,
-                     None if motions is None else motions.float())
+                     None if motions is None else motions.float(), hints, rows[:, 1], flipped)
 
 
 def camera_motions(poses: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -117,13 +136,17 @@ def _jitter(frames: torch.Tensor, generator: torch.Generator, amount: float) -> 
 
 def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_route: str,
                   min_baseline_m: float, holdout: float = 0.0, held_out: bool = False,
-                  image_topic: str = "", camera_info_topic: str = "") -> TripletData:
+                  image_topic: str = "", camera_info_topic: str = "",
+                  hints: HintConfig | None = None, hint_cache: Path | None = None,
+                  say: Callable[[str], None] = lambda line: None) -> TripletData:
     """Read every recording, resize its frames to `width` x `height` (intrinsics scaled with
     them) and sample triplets. With odometry only frames the robot moved at least
     `min_baseline_m` between are used. The last `holdout` fraction of each recording's usable
     frames is kept out of training: `held_out` returns those frames' triplets instead (what
-    a new model is validated on), so the two never share a frame. Raises TrainingError when
-    a recording cannot serve the chosen `pose_route` or yields no triplet."""
+    a new model is validated on), so the two never share a frame. With odometry and `hints`,
+    each frame gets its depth hints (kept in folder `hint_cache`; `say` reports progress).
+    Raises TrainingError when a recording cannot serve the chosen `pose_route` or yields no
+    triplet."""
     if pose_route not in POSE_ROUTES:
         raise TrainingError(f"pose route '{pose_route}' is not one of {', '.join(POSE_ROUTES)}")
     if not bags:
@@ -134,7 +157,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         raise TrainingError("pose route 'odometry' needs odometry and the camera mounting in "
                             "every recording: " + "; ".join(f"{b}: {w}" for b, w in without))
     use_odometry = pose_route == "odometry" or (pose_route == "auto" and not without)
-    images, ks, poses, rows, recordings, offset = [], [], [], [], [], 0
+    images, ks, poses, found_hints, rows, recordings, offset = [], [], [], [], [], [], 0
     for bag, (rgb, k, pose, _, notes) in zip(bags, loaded):
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
             else list(range(len(rgb)))
@@ -156,6 +179,14 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         images += [rgb[i] for i in keep]
         ks += [k[i] for i in keep]
         poses += [pose[i] for i in keep] if use_odometry else []
+        if use_odometry and hints is not None:
+            found_hints.append(cached_hints(
+                hint_cache, {"bag": str(Path(bag).resolve()), "bytes": _size_on_disk(Path(bag)),
+                             "frames": keep},
+                torch.from_numpy(np.stack(images[offset:])).permute(0, 3, 1, 2),
+                torch.from_numpy(np.stack(ks[offset:])).float(),
+                torch.from_numpy(np.stack(poses[offset:])), hints,
+                sorted({b for _, b, _ in found}), say))
         rows += [(a + offset, b + offset, c + offset) for a, b, c in found]
         recordings.append({"bag": str(bag), "frames": len(keep), "triplets": len(found),
                            **notes})
@@ -166,7 +197,15 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         poses=torch.from_numpy(np.stack(poses)) if use_odometry else None,
         triplets=torch.tensor(rows, dtype=torch.long), recordings=recordings,
         why_relative="" if use_odometry else "the configuration sets pose: learned"
-        if pose_route == "learned" else "; ".join(f"{b}: {w}" for b, w in without))
+        if pose_route == "learned" else "; ".join(f"{b}: {w}" for b, w in without),
+        hints=torch.cat(found_hints) if found_hints else None)
+
+
+def _size_on_disk(bag: Path) -> int:
+    """Bytes of a recording (a bag folder or a single file): part of what names its kept
+    hints, so a recording rewritten in place gets new ones."""
+    files = [bag] if bag.is_file() else [f for f in bag.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files)
 
 
 @dataclass(frozen=True)

@@ -44,14 +44,13 @@ def min_reprojection(warped: list[torch.Tensor], target: torch.Tensor, ssim_weig
     """Per-pixel minimum of the photometric error over warped source views (handles
     occlusion), and, given `unmoved` (see unmoved_error; None: no auto-masking), the mask of
     pixels where some warped view beats every unwarped source (pixels that do not move with
-    the camera carry no depth signal). Returns the loss map (B, 1, H, W) and the mask
-    (B, 1, H, W), both for the caller to reduce."""
+    the camera carry no depth signal). Returns the error map (B, 1, H, W), not yet masked (a
+    depth hint is judged by it everywhere), and the mask (B, 1, H, W)."""
     reprojection = torch.cat([photometric_error(w, target, ssim_weight) for w in warped], 1)
     best, _ = reprojection.min(dim=1, keepdim=True)
     if unmoved is None:
         return best, torch.ones_like(best)
-    mask = (best < unmoved).to(best.dtype)
-    return best * mask, mask
+    return best, (best < unmoved).to(best.dtype)
 
 
 def smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -23,33 +23,67 @@ class ViewSynthesisLoss:
     smoothness_weight: float
     pose_weight: float
     automask: bool
+    hint_weight: float
 
 
-def view_synthesis(disps: list[torch.Tensor], target: torch.Tensor, sources: list[torch.Tensor],
-                   motions: torch.Tensor, k: torch.Tensor, near_m: float, far_m: float,
-                   ssim_weight: float, smoothness_weight: float,
-                   automask: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tensor,
+                   near_m: float, far_m: float,
+                   config: ViewSynthesisLoss) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The self-supervised depth loss over every scale of `disps` (finest first): each scale's
     disparity is upsampled to the target's size, turned into depth, and each source is warped
-    onto the target with its motion (B, n_sources, 4, 4) target -> source and camera matrices
-    k (B, 3, 3); the per-pixel minimum photometric error (auto-masked) plus weighted
-    smoothness (divided by 2**scale), averaged over scales. Returns the loss and its terms."""
+    onto the target with its motion (B, n_sources, 4, 4) target -> source; the per-pixel
+    minimum photometric error (auto-masked) plus weighted smoothness (divided by 2**scale),
+    plus, where the batch has depth hints, the hint term (see `hint_error`), averaged over
+    scales. Returns the loss and its terms."""
+    target, sources, k = batch.target, batch.sources, batch.k
     height, width = target.shape[-2:]
-    photo = target.new_zeros(())
-    smooth = target.new_zeros(())
-    unmoved = unmoved_error(sources, target, ssim_weight) if automask else None
+    photo, smooth, hinted = (target.new_zeros(()) for _ in range(3))
+    unmoved = unmoved_error(sources, target, config.ssim_weight) if config.automask else None
+    use_hints = batch.hints is not None and config.hint_weight > 0
+    if use_hints:
+        hints_explain = reprojection_error(batch.hints, batch, motions, config.ssim_weight)
     for scale, disp in enumerate(disps):
         full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
             disp, (height, width), mode="bilinear", align_corners=False)
         depth = disp_to_depth(full, near_m, far_m)
-        warped = [warp(source, depth, motions[:, j], k)[0] for j, source in enumerate(sources)]
-        loss_map, _ = min_reprojection(warped, target, ssim_weight, unmoved)
-        photo = photo + loss_map.mean()
+        error, mask = min_reprojection(
+            [warp(source, depth, motions[:, j], k)[0] for j, source in enumerate(sources)],
+            target, config.ssim_weight, unmoved)
+        photo = photo + (error * mask).mean()
+        if use_hints:
+            hinted = hinted + hint_error(depth, batch.hints, hints_explain < error.detach())
         image = target if disp.shape[-2:] == (height, width) else F.interpolate(
             target, disp.shape[-2:], mode="area")
         smooth = smooth + smoothness(disp, image) / 2 ** scale
-    photo, smooth = photo / len(disps), smooth / len(disps)
-    return photo + smoothness_weight * smooth, {"photo": photo, "smooth": smooth}
+    photo, smooth, hinted = photo / len(disps), smooth / len(disps), hinted / len(disps)
+    terms = {"photo": photo, "smooth": smooth}
+    if use_hints:
+        terms["hint"] = hinted
+    return (photo + config.smoothness_weight * smooth + config.hint_weight * hinted, terms)
+
+
+def reprojection_error(depth: torch.Tensor, batch: Batch, motions: torch.Tensor,
+                       ssim_weight: float) -> torch.Tensor:
+    """Per-pixel minimum photometric error (B, 1, H, W) of the sources warped onto the target
+    through `depth` (B, 1, H, W); infinite where depth is 0 (no hint there)."""
+    known = depth > 0
+    filled = torch.where(known, depth, torch.ones_like(depth))
+    with torch.no_grad():
+        error, _ = min_reprojection(
+            [warp(source, filled, motions[:, j], batch.k)[0]
+             for j, source in enumerate(batch.sources)], batch.target, ssim_weight, None)
+    return error.masked_fill(~known, float("inf"))
+
+
+def hint_error(depth: torch.Tensor, hints: torch.Tensor, trusted: torch.Tensor) -> torch.Tensor:
+    """Mean log-depth L1 (scalar) between predicted `depth` and `hints` (B, 1, H, W, metres)
+    over the `trusted` pixels, those where the hint reprojects the sources better than the
+    prediction does (Depth Hints, Watson et al. 2019): a wrong hint loses to a good
+    prediction and teaches nothing, a good one pulls the depth out of a local minimum the
+    photometric loss alone stays in. Divided by all pixels, so sparse hints weigh little."""
+    trusted = trusted & (hints > 0)
+    gap = (depth.clamp_min(1e-3).log() - hints.clamp_min(1e-3).log()).abs()
+    return (gap * trusted).mean()
 
 
 def forward_motions(pose_net: nn.Module, batch: Batch) -> torch.Tensor:
@@ -71,9 +105,7 @@ def self_supervised(disps: list[torch.Tensor], pose_net: nn.Module, batch: Batch
     (L1, `pose_weight`); without, the warp uses the pose network's motion."""
     predicted = forward_motions(pose_net, batch)
     motions = predicted if batch.motions is None else batch.motions
-    loss, terms = view_synthesis(disps, batch.target, batch.sources, motions, batch.k, near_m,
-                                 far_m, config.ssim_weight, config.smoothness_weight,
-                                 config.automask)
+    loss, terms = view_synthesis(disps, batch, motions, near_m, far_m, config)
     terms = {"loss": loss, **terms}
     if batch.motions is not None:
         pose_loss = motion_error(predicted, batch.motions)

@@ -75,10 +75,12 @@ def _require(config: Any, where: str, positive: tuple[str, ...] = (),
 
 
 class TrainerConfig:
-    """What every trainer's settings have: `run` and `data` sections."""
+    """What every trainer's settings have: `run` and `data` sections, and a self-supervised
+    loss (`synthesis`)."""
 
     run: RunConfig
     data: DataConfig
+    synthesis: ViewSynthesisLoss
 
     def with_steps(self, steps: int | None, keep_decay_step: bool = False) -> Any:
         """This config with `steps` (the --steps flag) when given. `keep_decay_step` (a
@@ -108,6 +110,11 @@ class TeacherConfig(TrainerConfig):
     loss: ViewSynthesisLoss
     model: dict[str, Any]
     pose_model: dict[str, Any]
+
+    @property
+    def synthesis(self) -> ViewSynthesisLoss:
+        """Its self-supervised loss's settings."""
+        return self.loss
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,11 @@ class DistillConfig(TrainerConfig):
     model: dict[str, Any]
     pose_model: dict[str, Any]
     discriminator: dict[str, Any]
+
+    @property
+    def synthesis(self) -> ViewSynthesisLoss:
+        """Its self-supervised (photo) loss's settings."""
+        return self.photo
 
     def with_losses(self, losses: list[str] | None) -> DistillConfig:
         """This config with the --losses list when given."""

@@ -7,10 +7,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from lumde_ros.checkpoint import Checkpoint, load_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
@@ -43,6 +44,50 @@ def _frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
+
+
+class TeacherView(NamedTuple):
+    """What the student learns from the teacher about a batch: its finest disparity
+    (B, 1, H, W) and its pair-layer features pooled to the pair grid (B, C, rows, columns)."""
+
+    disp: torch.Tensor
+    nodes: torch.Tensor
+
+
+class TeacherOutputs:
+    """The frozen teacher's view of every training target, computed once before training
+    instead of a teacher forward pass every step, for both orientations, so a flipped target
+    looks up the teacher's output of the flipped frame exactly. The one augmentation the
+    teacher does not see is colour jitter: it judges the frame as recorded, and the student
+    learns to give the same depth through the jitter. Kept at half precision."""
+
+    def __init__(self, teacher: nn.Module, data: TripletData, layer: int,
+                 grid: tuple[int, int], device: torch.device, chunk: int = 16) -> None:
+        targets = data.triplets[:, 1].unique()
+        self.slot = torch.full((len(data.images),), -1, dtype=torch.long)
+        self.slot[targets] = torch.arange(len(targets))
+        disps: list[list[torch.Tensor]] = [[], []]
+        nodes: list[list[torch.Tensor]] = [[], []]
+        with torch.no_grad():
+            for start in range(0, len(targets), chunk):
+                images = (data.images[targets[start:start + chunk]].float() / 255).to(device)
+                for orientation, seen in enumerate((images, images.flip(-1))):
+                    out = teacher(seen)
+                    disps[orientation].append(out.disps[0].half().cpu())
+                    nodes[orientation].append(
+                        F.adaptive_avg_pool2d(out.features[layer], grid).half().cpu())
+        self.disps = torch.stack([torch.cat(d) for d in disps])  # (2, T, 1, H, W)
+        self.nodes = torch.stack([torch.cat(n) for n in nodes])  # (2, T, C, rows, columns)
+
+    @property
+    def megabytes(self) -> float:
+        return (self.disps.numel() + self.nodes.numel()) * 2 / 1e6
+
+    def view(self, batch: Batch, device: torch.device) -> TeacherView:
+        """The teacher's view of `batch`'s targets (drawn from the data this was built on)."""
+        orientation, slot = batch.flipped.long(), self.slot[batch.frames]
+        return TeacherView(self.disps[orientation, slot].float().to(device),
+                           self.nodes[orientation, slot].float().to(device))
 
 
 class DistillObjective(Objective):
@@ -80,9 +125,15 @@ class DistillObjective(Objective):
             self.modules["discriminator"] = construct(
                 TransformerDiscriminator, {**config.discriminator, "input_size": size})
         self.wrapped = {name: dist.wrap(module) for name, module in self.modules.items()}
-        self.teacher = None
-        if teacher is not None:
-            self.teacher = teacher.build().to(dist.device).requires_grad_(False)
+        self.teacher_outputs = None
+        if teacher is not None and set(self.losses) & set(TEACHER_LOSSES):
+            net = teacher.build().to(dist.device).requires_grad_(False)
+            self.teacher_range = (net.near_m, net.far_m)
+            self.teacher_outputs = TeacherOutputs(net, data, config.loss.pair_layer,
+                                                  tuple(config.loss.pair_grid), dist.device)
+            dist.say(f"teacher outputs cached for {self.teacher_outputs.slot.ge(0).sum()} "
+                     f"frames ({self.teacher_outputs.megabytes:.0f} MB)")
+        self.device = dist.device
         student_params = [p for n in ("depth", "pose") if n in self.modules
                           for p in self.modules[n].parameters()]
         self.updates = []
@@ -93,16 +144,15 @@ class DistillObjective(Objective):
                 self.discriminator_loss, config.loss.discriminator_lr))
         self.updates.append(Update("student", torch.optim.Adam(student_params),
                                    self.student_loss, config.run.learning_rate))
-        self._cache: tuple[Batch, DepthNetOutput | None, DepthNetOutput] | None = None
+        self._cache: tuple[Batch, TeacherView | None, DepthNetOutput] | None = None
 
-    def _outputs(self, batch: Batch) -> tuple[DepthNetOutput | None, DepthNetOutput]:
-        """Teacher (no gradient) and student outputs of this batch, computed once per step
-        and shared by the discriminator's and the student's updates."""
+    def _outputs(self, batch: Batch) -> tuple[TeacherView | None, DepthNetOutput]:
+        """Teacher (cached) and student outputs of this batch, the student's computed once
+        per step and shared by the discriminator's and the student's updates."""
         if self._cache is None or self._cache[0] is not batch:
             teacher = None
-            if self.teacher is not None:
-                with torch.no_grad():
-                    teacher = self.teacher(batch.target)
+            if self.teacher_outputs is not None:
+                teacher = self.teacher_outputs.view(batch, self.device)
             self._cache = (batch, teacher, self.wrapped["depth"](batch.target))
         return self._cache[1], self._cache[2]
 
@@ -110,7 +160,7 @@ class DistillObjective(Objective):
         teacher, student = self._outputs(batch)
         fake = student.disps[0].detach()
         # Real and fake in one forward pass (DistributedDataParallel allows one per backward).
-        scores = self.wrapped["discriminator"](torch.cat([teacher.disps[0], fake]),
+        scores = self.wrapped["discriminator"](torch.cat([teacher.disp, fake]),
                                                torch.cat([batch.target, batch.target]))
         real, fake_scores = scores.chunk(2)
         loss = discriminator_hinge(real, fake_scores)
@@ -124,12 +174,12 @@ class DistillObjective(Objective):
         loss = student.disps[0].new_zeros(())
         if "pixel" in self.losses:
             weight = self._confidence(teacher, batch) if config.pixel_confidence else None
-            terms["pixel"] = pixel_loss(student.disps, (net.near_m, net.far_m), teacher.disps[0],
-                                        self._teacher_range(), weight)
+            terms["pixel"] = pixel_loss(student.disps, (net.near_m, net.far_m), teacher.disp,
+                                        self.teacher_range, weight)
             loss = loss + config.pixel_weight * terms["pixel"]
         if "pair" in self.losses:
             layer = config.pair_layer
-            terms["pair"] = pairwise_loss(student.features[layer], teacher.features[layer],
+            terms["pair"] = pairwise_loss(student.features[layer], teacher.nodes,
                                           tuple(config.pair_grid))
             loss = loss + config.pair_weight * terms["pair"]
         if "gan" in self.losses:
@@ -147,16 +197,12 @@ class DistillObjective(Objective):
         return loss, {"loss": float(loss.detach()),
                       **{k: float(v.detach()) for k, v in terms.items()}}
 
-    def _teacher_range(self) -> tuple[float, float]:
-        net = self.teacher
-        return net.near_m, net.far_m
-
-    def _teacher_depth(self, teacher: DepthNetOutput) -> torch.Tensor:
+    def _teacher_depth(self, teacher: TeacherView) -> torch.Tensor:
         """The teacher's full-resolution depth in its served units (metres when metric)."""
-        return disp_to_depth(teacher.disps[0], *self._teacher_range()) \
+        return disp_to_depth(teacher.disp, *self.teacher_range) \
             * self.teacher_checkpoint.depth_scale
 
-    def _confidence(self, teacher: DepthNetOutput, batch: Batch) -> torch.Tensor | None:
+    def _confidence(self, teacher: TeacherView, batch: Batch) -> torch.Tensor | None:
         """Per-pixel weight in (0, 1]: high where the teacher's depth, with the odometry
         motion, synthesises the target well from the better of the two sources. Without
         odometry (no trustworthy motion) every pixel counts the same."""

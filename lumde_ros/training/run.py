@@ -5,6 +5,7 @@ updates (one optimiser each, e.g. a GAN's two) and how to export the served netw
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shlex
@@ -23,6 +24,7 @@ from torch import nn
 
 from lumde_ros.checkpoint import (Checkpoint, checkpoint_from_net, resolved_arch_config,
                                   save_checkpoint)
+from lumde_ros.data.hints import HintConfig
 from lumde_ros.data.triplets import Batch, TripletData, load_triplets
 from lumde_ros.errors import TrainingError
 from lumde_ros.export import checkpoint_digest
@@ -32,6 +34,7 @@ from lumde_ros.training.config import DataConfig, RunConfig, from_dict, load_sec
 from lumde_ros.training.log import RunLog
 
 STATE_FILE = "state.pt"
+HINTS_FOLDER = "hints"  # a run's depth hints, kept for its resumption
 STATE_FORMAT = "lumde_ros.training_state"
 STATE_VERSION = 1
 PREVIEWS = 3
@@ -115,6 +118,11 @@ class Distributed:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+    def say(self, line: str) -> None:
+        """Progress for the user on stderr, from rank 0 only (it speaks for the job)."""
+        if self.main:
+            print(line, file=sys.stderr, flush=True)
 
     def all_true(self, flag: bool) -> bool:
         """True only when `flag` holds on every process (they must agree to skip or stop)."""
@@ -369,19 +377,26 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
     threads = config.run.threads or (max(1, (os.cpu_count() or 1) // local) if local > 1 else 0)
     if threads > 0:
         torch.set_num_threads(threads)
+    hints = None  # a resumed run uses the hints it started with, or none if it had none
+    if state is not None:
+        hints = from_dict(HintConfig, state["hints"]) if "hints" in state else None
+    elif config.synthesis.hint_weight > 0:
+        hints = load_section("hints", HintConfig, config_path)
     data = load_triplets(paths, *size, config.data.pose, config.data.min_baseline_m,
                          config.data.holdout, image_topic=config.data.image_topic,
-                         camera_info_topic=config.data.camera_info_topic)
+                         camera_info_topic=config.data.camera_info_topic, hints=hints,
+                         hint_cache=out / HINTS_FOLDER, say=dist.say)
     route = "odometry" if data.metric else "learned"
     if state is not None and state["metric"] != data.metric:
         raise TrainingError(f"the run started on the {'odometry' if state['metric'] else 'learned'}"
                             f" pose route but the recordings now give the {route} route")
     objective = make_objective(config, data, dist)
+    used_hints = {} if data.hints is None else {"hints": dataclasses.asdict(hints)}
     provenance = {"trained": True, "command": shlex.join(sys.argv), "seed": config.run.seed,
                   "pose_route": route, "recordings": data.recordings, "config": config.as_dict(),
-                  "torch_version": str(torch.__version__), **provenance}
+                  "torch_version": str(torch.__version__), **used_hints, **provenance}
     saved = {"config": config.as_dict(), "bags": paths, "metric": data.metric,
-             "provenance": provenance}
+             "provenance": provenance, **used_hints}
     try:
         summary = train(objective, data, config.run, config.data, out, dist, state, saved)
     finally:

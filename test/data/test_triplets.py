@@ -1,4 +1,5 @@
-"""Training triplets: resized frames and intrinsics, the pose route, mirrored augmentation."""
+"""Training triplets: resized frames and intrinsics, the pose route, mirrored augmentation,
+depth hints."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +8,12 @@ import torch
 from bags import copy_bag
 
 from lumde_ros.data import Recording
+from lumde_ros.data.hints import HintConfig
 from lumde_ros.data.triplets import camera_motions, load_triplets, mirrored
 from lumde_ros.errors import BagError, TrainingError
 from lumde_ros.geometry import warp
 from lumde_ros.losses.photometric import photometric_error
+from lumde_ros.training.config import load_section
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +81,34 @@ def test_mirrored_views_keep_view_synthesis_exact(sim_bag):
     flipped = error(m_images, depth.flip(-1), m_k, m_motion)
     wrong = error(m_images, depth.flip(-1), k, motion)
     assert abs(flipped - plain) < 0.1 * plain and wrong > 1.5 * plain
+
+
+def test_hints_are_found_for_triplet_targets_kept_and_mirrored_with_their_frame(
+        sim_bag, bag_without_odometry, tmp_path):
+    config = load_section("hints", HintConfig)
+    said = []
+    data = load_triplets([sim_bag], 128, 96, "odometry", 0.0, hints=config,
+                         hint_cache=tmp_path, say=said.append)
+    assert data.hints.shape == (10, 1, 96, 128)
+    targets = sorted(set(data.triplets[:, 1].tolist()))
+    others = [i for i in range(10) if i not in targets]
+    assert (data.hints[others] == 0).all() and (data.hints[targets] > 0).any()
+    assert len(list(tmp_path.glob("*.pt"))) == 1 and any("finding" in s for s in said)
+
+    said.clear()  # found again from the kept file, identical
+    again = load_triplets([sim_bag], 128, 96, "odometry", 0.0, hints=config,
+                          hint_cache=tmp_path, say=said.append)
+    assert torch.equal(again.hints, data.hints) and said == []
+
+    generator = torch.Generator().manual_seed(3)
+    batch = data.batch(range(len(data)), generator, flip=True, color_jitter=0.0)
+    rows = data.triplets[:, 1]
+    plain = data.images[rows].float() / 255
+    flipped = [i for i in range(len(rows)) if torch.equal(batch.target[i], plain[i].flip(-1))]
+    assert 0 < len(flipped) < len(rows)
+    for i in range(len(rows)):
+        hint = data.hints[rows[i]]
+        assert torch.equal(batch.hints[i], hint.flip(-1) if i in flipped else hint)
+
+    # the learned-pose route has no metric motion to find hints with
+    assert load_triplets([bag_without_odometry], 64, 48, "auto", 0.0, hints=config).hints is None

@@ -24,13 +24,13 @@ def test_min_reprojection_takes_the_best_view_and_masks_static_pixels():
     target = torch.rand(1, 3, 12, 12)
     good, bad = target.clone(), torch.rand_like(target)
     unmoved = unmoved_error([torch.rand_like(target)] * 2, target, 0.85)
-    loss, mask = min_reprojection([bad, good], target, 0.85, unmoved)
-    assert loss.abs().max() < 1e-6 and mask.mean() > 0.9
+    error, mask = min_reprojection([bad, good], target, 0.85, unmoved)
+    assert error.abs().max() < 1e-6 and mask.mean() > 0.9
     # a source identical to the target (no motion) masks every pixel out
-    _, mask = min_reprojection([bad], target, 0.85, unmoved_error([target], target, 0.85))
-    assert mask.sum() == 0
-    loss, mask = min_reprojection([bad], target, 0.85, None)   # no auto-masking
-    assert mask.all() and torch.equal(loss, photometric_error(bad, target, 0.85))
+    error, mask = min_reprojection([bad], target, 0.85, unmoved_error([target], target, 0.85))
+    assert mask.sum() == 0 and torch.equal(error, photometric_error(bad, target, 0.85))
+    error, mask = min_reprojection([bad], target, 0.85, None)   # no auto-masking
+    assert mask.all() and torch.equal(error, photometric_error(bad, target, 0.85))
 
 
 def test_smoothness_ignores_scale_and_follows_image_edges():

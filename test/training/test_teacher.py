@@ -3,6 +3,7 @@ installed command where users would run it."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import signal
@@ -18,6 +19,7 @@ import torch
 from bags import copy_bag
 
 from lumde_ros.checkpoint import load_checkpoint
+from lumde_ros.data.hints import HintConfig
 from lumde_ros.data.triplets import load_triplets
 from lumde_ros.errors import TrainingError
 from lumde_ros.inference import Predictor, resolve_scale
@@ -211,3 +213,32 @@ def test_the_same_command_runs_distributed_under_torchrun(sim_bag, tiny_config, 
     result = json.loads(summary.read_text())
     assert result["processes"] == 2 and result["finished"]
     assert load_checkpoint(tmp_path / "run" / "teacher.pt").provenance["steps"] == 3
+
+
+def test_depth_hints_are_found_once_per_run_and_found_again_when_their_file_is_damaged(
+        sim_bag, tiny_config, tmp_path):
+    config = str(tiny_config(run={"steps": 2}, data={"min_baseline_m": 0.0}))
+    run = tmp_path / "run"
+    out = lumde("train-teacher", "--bag", str(sim_bag), "--out", str(run), "--config", config)
+    assert out.returncode == 0, out.stderr
+    assert "finding depth hints" in out.stderr and "hint" in rows(run)[0]
+    provenance = load_checkpoint(run / "teacher.pt").provenance
+    assert provenance["hints"] == dataclasses.asdict(load_section("hints", HintConfig))
+    kept = list((run / "hints").glob("*.pt"))
+    assert len(kept) == 1
+
+    out = lumde("train-teacher", "--out", str(run), "--resume", "--steps", "3")
+    assert out.returncode == 0 and "finding depth hints" not in out.stderr, out.stderr
+
+    kept[0].write_bytes(kept[0].read_bytes()[:100])  # a disk that filled up mid-write
+    out = lumde("train-teacher", "--out", str(run), "--resume", "--steps", "4")
+    assert out.returncode == 0, out.stderr
+    assert "unreadable" in out.stderr and "finding depth hints" in out.stderr
+    assert len(rows(run)) == 4
+
+    without = tmp_path / "without"
+    out = lumde("train-teacher", "--bag", str(sim_bag), "--out", str(without), "--config",
+                str(tiny_config(run={"steps": 2}, loss={"hint_weight": 0.0})))
+    assert out.returncode == 0, out.stderr
+    assert not (without / "hints").exists() and "hint" not in rows(without)[0]
+    assert "hints" not in load_checkpoint(without / "teacher.pt").provenance
