@@ -1,0 +1,101 @@
+"""Camera motion between two frames from the images alone: corners tracked across the pair
+(Lucas-Kanade, checked both ways), the essential matrix by RANSAC, and the rotation and direction of translation it implies
+(scale-free). Recordings without odometry (#21) get from it what odometry gives the others:
+a turn the pose network must reproduce, so it cannot explain a turn by sliding sideways.
+A pair now and then fits a wrong motion to few tracks (a 3-degree turn read as 13 on a
+simulated drive), so whoever uses these must be robust to an outlier.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageMotionConfig:
+    """How image motion is found (section `image_motion` of config/train.yaml)."""
+
+    features: int
+    min_distance_px: float
+    forward_backward_px: float
+    ransac_px: float
+    min_inliers: int
+    min_parallax_px: float
+
+
+@dataclass(frozen=True)
+class ImageMotion:
+    """Motion of points from the first frame's camera to the second's: rotation (3, 3) and
+    unit translation direction (3,); `inliers` matches agree with it; `parallax_px` is their
+    median image motion left once the rotation is undone (what the direction rests on)."""
+
+    rotation: np.ndarray
+    direction: np.ndarray
+    inliers: int
+    parallax_px: float
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def tracked_points(first: np.ndarray, second: np.ndarray,
+                   config: ImageMotionConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Corners of the first gray frame (N, 2) and where they are in the second, tracked by
+    pyramidal Lucas-Kanade both ways: a point is kept only when tracking it back lands
+    within `forward_backward_px` of where it started (occlusions and repetitive texture
+    fail that)."""
+    corners = cv2.goodFeaturesToTrack(first, config.features, 0.01, config.min_distance_px)
+    if corners is None:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    ahead, found, _ = cv2.calcOpticalFlowPyrLK(first, second, corners, None)
+    back, found_back, _ = cv2.calcOpticalFlowPyrLK(second, first, ahead, None)
+    error = np.linalg.norm((back - corners).reshape(-1, 2), axis=1)
+    keep = (found.ravel() > 0) & (found_back.ravel() > 0) & \
+        (error < config.forward_backward_px)
+    return corners.reshape(-1, 2)[keep].astype(np.float64), \
+        ahead.reshape(-1, 2)[keep].astype(np.float64)
+
+
+def image_motion(first: np.ndarray, second: np.ndarray, k: np.ndarray,
+                 config: ImageMotionConfig) -> tuple[ImageMotion | None, str]:
+    """The motion between two RGB frames (H, W, 3) uint8 of one camera with matrix k (3, 3),
+    and ''; or None and why not (too little texture, too few consistent tracks, no
+    parallax: the direction of translation is then unknown)."""
+    a, b = tracked_points(_gray(first), _gray(second), config)
+    if len(a) < config.min_inliers:
+        return None, (f"{len(a)} points tracked between the frames (need "
+                      f"{config.min_inliers}): too little texture or too much motion")
+    moved = float(np.median(np.linalg.norm(b - a, axis=1)))
+    if moved < config.min_parallax_px:  # also what the essential-matrix solver cannot take
+        return None, (f"the image barely moved ({moved:.2f} px, need "
+                      f"{config.min_parallax_px}): the camera stood still or sees only far "
+                      "things")
+    try:
+        essential, mask = cv2.findEssentialMat(a, b, k, method=cv2.RANSAC, prob=0.999,
+                                               threshold=config.ransac_px)
+    except cv2.error as err:  # degenerate point sets (all on a line, a plane seen edge-on)
+        return None, f"no essential matrix fits the tracks ({err.err})"
+    if essential is None or essential.shape != (3, 3):
+        return None, "no essential matrix fits the tracks"
+    inliers, rotation, translation, mask = cv2.recoverPose(essential, a, b, k, mask=mask)
+    if inliers < config.min_inliers:
+        return None, f"{inliers} tracks agree on one motion (need {config.min_inliers})"
+    keep = mask.ravel() > 0
+    parallax = _parallax(a[keep], b[keep], rotation, k)
+    if parallax < config.min_parallax_px:
+        return None, (f"{parallax:.2f} px of parallax once the rotation is undone (need "
+                      f"{config.min_parallax_px}): the camera turned or stood, it did not move")
+    return ImageMotion(rotation, translation.ravel() / np.linalg.norm(translation),
+                       int(inliers), parallax), ""
+
+
+def _parallax(a: np.ndarray, b: np.ndarray, rotation: np.ndarray, k: np.ndarray) -> float:
+    """Median distance (pixels) between the second frame's points and the first frame's
+    rotated into it: a pure rotation moves every point exactly there, so what is left is
+    parallax from translation."""
+    rays = np.linalg.inv(k) @ np.vstack([a.T, np.ones(len(a))])
+    rotated = k @ (rotation @ rays)
+    return float(np.median(np.linalg.norm(rotated[:2] / rotated[2] - b.T, axis=0)))
