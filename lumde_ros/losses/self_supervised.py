@@ -35,7 +35,7 @@ def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tenso
     minimum photometric error (auto-masked) plus weighted smoothness (divided by 2**scale),
     plus, where the batch has depth hints, the hint term (see `hint_error`), averaged over
     scales. Returns the loss and its terms."""
-    target, sources, k = batch.target, batch.sources, batch.k
+    target, sources = batch.target, batch.sources
     height, width = target.shape[-2:]
     photo, smooth, hinted = (target.new_zeros(()) for _ in range(3))
     unmoved = unmoved_error(sources, target, config.ssim_weight) if config.automask else None
@@ -46,9 +46,7 @@ def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tenso
         full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
             disp, (height, width), mode="bilinear", align_corners=False)
         depth = disp_to_depth(full, near_m, far_m)
-        error, mask = min_reprojection(
-            [warp(source, depth, motions[:, j], k)[0] for j, source in enumerate(sources)],
-            target, config.ssim_weight, unmoved)
+        error, mask = reprojection(depth, batch, motions, config.ssim_weight, unmoved)
         photo = photo + (error * mask).mean()
         if use_hints:
             hinted = hinted + hint_error(depth, batch.hints, hints_explain < error.detach())
@@ -62,16 +60,24 @@ def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tenso
     return (photo + config.smoothness_weight * smooth + config.hint_weight * hinted, terms)
 
 
+def reprojection(depth: torch.Tensor, batch: Batch, motions: torch.Tensor, ssim_weight: float,
+                 unmoved: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`min_reprojection` of the batch's sources warped onto its target through `depth`
+    (B, 1, H, W) with `motions` (B, n_sources, 4, 4) target -> source: the per-pixel error
+    and the auto-mask (all ones without `unmoved`)."""
+    return min_reprojection([warp(source, depth, motions[:, j], batch.k)[0]
+                             for j, source in enumerate(batch.sources)],
+                            batch.target, ssim_weight, unmoved)
+
+
 def reprojection_error(depth: torch.Tensor, batch: Batch, motions: torch.Tensor,
                        ssim_weight: float) -> torch.Tensor:
-    """Per-pixel minimum photometric error (B, 1, H, W) of the sources warped onto the target
-    through `depth` (B, 1, H, W); infinite where depth is 0 (no hint there)."""
+    """`reprojection`'s error (B, 1, H, W) without gradient, infinite where depth is 0 (no
+    hint there)."""
     known = depth > 0
-    filled = torch.where(known, depth, torch.ones_like(depth))
     with torch.no_grad():
-        error, _ = min_reprojection(
-            [warp(source, filled, motions[:, j], batch.k)[0]
-             for j, source in enumerate(batch.sources)], batch.target, ssim_weight, None)
+        error, _ = reprojection(torch.where(known, depth, torch.ones_like(depth)), batch,
+                                motions, ssim_weight)
     return error.masked_fill(~known, float("inf"))
 
 

@@ -17,11 +17,10 @@ from lumde_ros.checkpoint import Checkpoint, load_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.errors import ConfigError, TrainingError
 from lumde_ros.export import checkpoint_digest
-from lumde_ros.geometry import disp_to_depth, warp
+from lumde_ros.geometry import disp_to_depth
 from lumde_ros.losses.distillation import (discriminator_hinge, generator_hinge, pairwise_loss,
                                            pixel_loss)
-from lumde_ros.losses.photometric import photometric_error
-from lumde_ros.losses.self_supervised import self_supervised
+from lumde_ros.losses.self_supervised import reprojection, self_supervised
 from lumde_ros.models import DepthNetOutput, PoseNet, StudentDepthNet, construct
 from lumde_ros.models.discriminator import TransformerDiscriminator
 from lumde_ros.training.config import DistillConfig
@@ -209,11 +208,8 @@ class DistillObjective(Objective):
         if batch.motions is None:
             return None
         with torch.no_grad():
-            depth = self._teacher_depth(teacher)
-            errors = torch.cat([
-                photometric_error(warp(source, depth, batch.motions[:, j], batch.k)[0],
-                                  batch.target, self.config.photo.ssim_weight)
-                for j, source in enumerate(batch.sources)], dim=1).min(dim=1, keepdim=True)[0]
+            errors, _ = reprojection(self._teacher_depth(teacher), batch, batch.motions,
+                                     self.config.photo.ssim_weight)
             scale = errors.mean(dim=(2, 3), keepdim=True).clamp_min(1e-6)
             return torch.exp(-errors / scale)
 
