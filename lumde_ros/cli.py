@@ -106,7 +106,7 @@ def _export(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _eval(args: argparse.Namespace) -> dict[str, object]:
-    from lumde_ros.evaluation import (CONSTANT, PROTOCOLS, evaluate_middlebury,
+    from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, PROTOCOLS, evaluate_middlebury,
                                       evaluate_recording, format_table)
 
     if args.middlebury:
@@ -118,7 +118,8 @@ def _eval(args: argparse.Namespace) -> dict[str, object]:
         result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m,
                                     backend=args.backend, topics=topics)
     if args.json != STDOUT:
-        print(format_table({name: result[name] for name in (*PROTOCOLS, CONSTANT)}))
+        print(format_table({name: result[name] for name in (*PROTOCOLS, CONSTANT, CAMERA_HEIGHT)
+                            if name in result}))
         if args.middlebury:
             print("(one real photograph: a domain-gap figure, not a benchmark)")
     return result
@@ -161,7 +162,7 @@ def _finetune(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _print(result: dict[str, object], json_to: str | None) -> None:
-    from lumde_ros.evaluation import PROTOCOLS
+    from lumde_ros.evaluation import CAMERA_HEIGHT, CONSTANT, PROTOCOLS
 
     if json_to == STDOUT:
         print(json.dumps(result, indent=2))
@@ -170,7 +171,7 @@ def _print(result: dict[str, object], json_to: str | None) -> None:
         with atomic_path(Path(json_to)) as tmp:
             tmp.write_text(json.dumps(result, indent=2))
     for key, value in result.items():
-        if key in PROTOCOLS:
+        if key in (*PROTOCOLS, CONSTANT, CAMERA_HEIGHT):
             continue  # shown in the table
         if key == "macs":
             value = f"{value / 1e9:.3f} G"

@@ -72,29 +72,40 @@ class MetricAccumulator:
 PROTOCOLS = {"median_scaled": True, "unscaled": False}
 # The baseline's key beside the protocols: a constant image, median-scaled (= gt's median).
 CONSTANT = "constant_baseline"
+# Metric without ground truth, for recordings whose tf places the camera over the floor: the
+# prediction times the running scale from the floor (floor.FloorScale); until a floor has
+# been seen, the model's own scale, as the depth node would serve it.
+CAMERA_HEIGHT = "camera_height"
 
 
 class ProtocolMetrics:
-    """Both protocols' metrics and the constant baseline's, over the same frames."""
+    """Both protocols' metrics and the constant baseline's, over the same frames, and
+    CAMERA_HEIGHT's over the frames given a floor scale."""
 
     def __init__(self, min_depth_m: float, max_depth_m: float) -> None:
         self._by_protocol = {name: MetricAccumulator(min_depth_m, max_depth_m, scaling)
                              for name, scaling in PROTOCOLS.items()}
         self._constant = MetricAccumulator(min_depth_m, max_depth_m, True)
+        self._camera_height = MetricAccumulator(min_depth_m, max_depth_m, False)
 
-    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+    def add(self, pred: np.ndarray, gt: np.ndarray, floor_scale: float | None = None) -> None:
         for accumulator in self._by_protocol.values():
             accumulator.add(pred, gt)
         self._constant.add(np.where(np.isfinite(pred), 1.0, np.nan), gt)
+        if floor_scale is not None:
+            self._camera_height.add(pred * floor_scale, gt)
 
     @property
     def frames(self) -> int:
         return self._by_protocol["unscaled"].frames
 
     def results(self) -> dict[str, dict[str, float]]:
-        """{protocol: {metric: mean}} for every protocol in PROTOCOLS, and CONSTANT."""
+        """{protocol: {metric: mean}} for every protocol in PROTOCOLS, CONSTANT, and
+        CAMERA_HEIGHT when some frame had a floor scale."""
+        camera_height = {CAMERA_HEIGHT: self._camera_height.result()} \
+            if self._camera_height.frames else {}
         return {**{name: acc.result() for name, acc in self._by_protocol.items()},
-                CONSTANT: self._constant.result()}
+                CONSTANT: self._constant.result(), **camera_height}
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:
@@ -113,13 +124,21 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     metrics plus the model's size and cost. `topics`: image_topic, camera_info_topic and
     depth_topic where the recording's own choice is not wanted."""
     from lumde_ros.data import Recording
+    from lumde_ros.floor import FloorConfig, FloorScale, up_in_camera
+    from lumde_ros.training.config import load_section
 
     predict, about = _model(checkpoint_path, threads, backend)
     metrics = ProtocolMetrics(min_depth_m, max_depth_m)
+    floor = FloorScale(load_section("floor", FloorConfig))
     with Recording(bag, **(topics or {})) as recording:
         for frame in recording.frames():
-            if frame.depth is not None:
-                metrics.add(predict(frame.rgb), frame.depth)
+            if frame.depth is None:
+                continue
+            pred, scale = predict(frame.rgb), None
+            if frame.odom_from_camera is not None:
+                up, height_m = up_in_camera(frame.odom_from_camera)
+                scale = floor.update(pred, frame.intrinsics, up, height_m) or 1.0
+            metrics.add(pred, frame.depth, scale)
         if not metrics.frames:
             raise BagError(f"{bag} has no camera frame with ground-truth depth to evaluate on "
                            f"(depth topic: {recording.depth_topic or 'none found'}; image "
@@ -127,7 +146,10 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     return {"bag": str(bag), "image_topic": recording.image_topic,
             "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
-            **about, "frames": metrics.frames, "min_depth_m": min_depth_m,
+            **about, "frames": metrics.frames,
+            **({"floor_fits": floor.fits, "floor_refused": floor.refused,
+                "floor_last_refusal": floor.last_refusal} if floor.fits else {}),
+            "min_depth_m": min_depth_m,
             "max_depth_m": max_depth_m, **metrics.results()}
 
 

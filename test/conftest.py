@@ -61,6 +61,16 @@ def sim_bag(tmp_path_factory: pytest.TempPathFactory):
     return out
 
 
+@pytest.fixture(scope="session")
+def floor_bag(tmp_path_factory: pytest.TempPathFactory):
+    """A short simulated recording whose camera sees the floor (seed 3; in some seeds the
+    camera faces furniture that hides it), with ground truth, odometry and the mount in tf."""
+    from lumde_ros.sim.recording import SimulateOptions, simulate
+    out = tmp_path_factory.mktemp("floor") / "seed-3"
+    simulate(SimulateOptions(out=out, seed=3, frames=8, width=160, height=120), progress=False)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     """Every test starts from the same torch RNG state: random inputs are reproducible."""

@@ -5,7 +5,7 @@ import pytest
 from bags import copy_bag
 
 from lumde_ros.errors import BagError
-from lumde_ros.evaluation import (CONSTANT, MIDDLEBURY, MetricAccumulator, ProtocolMetrics,
+from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, MIDDLEBURY, MetricAccumulator, ProtocolMetrics,
                                   evaluate_recording, format_table, image_metrics,
                                   middlebury_motorcycle)
 
@@ -63,6 +63,32 @@ def test_every_result_carries_the_constant_baseline_on_the_same_pixels():
     results = metrics.results()
     assert results[CONSTANT] == pytest.approx(expected.result())
     assert results["median_scaled"]["a1"] > results[CONSTANT]["a1"] + 0.3
+
+
+def test_the_camera_height_protocol_scores_the_prediction_times_the_floor_scale():
+    rng = np.random.default_rng(2)
+    metrics = ProtocolMetrics(0.1, 10.0)
+    gt = rng.uniform(0.5, 8.0, (12, 16))
+    metrics.add(gt / 3.0, gt, floor_scale=3.0)
+    results = metrics.results()
+    assert results[CAMERA_HEIGHT]["a1"] == 1.0 and results["unscaled"]["a1"] < 0.2
+    without = ProtocolMetrics(0.1, 10.0)
+    without.add(gt / 3.0, gt)
+    assert CAMERA_HEIGHT not in without.results()
+
+
+def test_the_camera_height_line_falls_back_to_the_model_s_scale_until_a_floor_is_seen(
+        tmp_path, floor_bag):
+    """Odometry and the camera's mount place the camera over the floor, so there is a
+    camera-height line. The shipped student's depth of this scene has no level plane (it
+    learned other worlds): each frame is refused, with the reason, and served at the model's
+    own scale, as the node would. Without odometry there is no height, and no such line."""
+    result = evaluate_recording(floor_bag, None, 0.1, 10.0, threads=1)
+    assert result["floor_refused"] == result["floor_fits"] == 3  # frames 1, 4 and 7 of 8
+    assert result["floor_last_refusal"].startswith("no floor in view")
+    assert result[CAMERA_HEIGHT] == result["unscaled"]
+    no_odometry = copy_bag(floor_bag, tmp_path / "no_odom", drop={"/odom"})
+    assert CAMERA_HEIGHT not in evaluate_recording(no_odometry, None, 0.1, 10.0, threads=1)
 
 
 def test_the_middlebury_photograph_has_metric_depth_from_its_calibration():

@@ -1,0 +1,143 @@
+"""Metric scale from the floor: a robot that knows how high its camera sits above the floor
+(tf) can turn any depth that is right up to scale into metres, by fitting the floor plane in
+the predicted depth and comparing its distance from the camera with the known height.
+
+Only the direction of "up" in the camera comes from tf, and only to pick which plane is the
+floor (within `max_tilt_deg`); the plane itself is fitted to the depth, so a camera rocking on
+its mount or a slightly sloped floor does not bias the scale. Scaling depth scales the
+plane's distance by the same factor, so the fit works in the network's own units.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from lumde_ros.geometry import Intrinsics, backproject
+
+
+@dataclass(frozen=True)
+class FloorConfig:
+    """How the floor is found (section `floor` of config/train.yaml)."""
+
+    points: int            # depth pixels sampled for the fit
+    iterations: int        # RANSAC plane hypotheses
+    max_tilt_deg: float    # the floor's normal is within this angle of tf's up
+    inlier_fraction: float  # a point is on the plane within this fraction of the camera height
+    min_coverage: float    # the floor must cover this fraction of the valid pixels
+    max_below: float       # at most this fraction of them may lie under the floor (noise)
+    fit_every: int         # frames between fits (a fit costs about 15 ms on one core)
+    window: int            # fits whose scales the running estimate takes the median of
+
+
+@dataclass(frozen=True)
+class FloorFit:
+    """The floor plane in camera coordinates: unit normal pointing up, the camera's height
+    above it (in the depth's units) and the fraction of valid pixels on it."""
+
+    normal: np.ndarray
+    height: float
+    coverage: float
+
+
+def up_in_camera(odom_from_camera: np.ndarray) -> tuple[np.ndarray, float]:
+    """The floor's up direction in the optical frame and the camera's height above the floor,
+    from the camera's pose in a frame whose z is up and whose origin lies on the floor (odom
+    by REP 105)."""
+    rotation = odom_from_camera[:3, :3]
+    return rotation.T @ np.array([0.0, 0.0, 1.0]), float(odom_from_camera[2, 3])
+
+
+def _plane(sample: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Unit normal n and offset h of the plane n.x + h = 0 through three points, or None when
+    they are (nearly) on one line."""
+    normal = np.cross(sample[1] - sample[0], sample[2] - sample[0])
+    length = np.linalg.norm(normal)
+    if length < 1e-12:
+        return None
+    normal = normal / length
+    return normal, float(-normal @ sample[0])
+
+
+def fit_floor(depth: np.ndarray, intrinsics: Intrinsics, up: np.ndarray, config: FloorConfig,
+              seed: int = 0) -> tuple[FloorFit | None, str]:
+    """The floor in `depth` (H, W, any units, NaN = none; `intrinsics` of that size), or None
+    and why not. RANSAC over planes whose normal is within max_tilt_deg of `up`; the best is
+    refined by least squares over its inliers."""
+    points = backproject(depth, intrinsics).reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1) & (points[:, 2] > 0)]
+    if len(points) < 3:
+        return None, "no valid depth in the frame"
+    rng = np.random.default_rng(seed)
+    if len(points) > config.points:
+        points = points[rng.choice(len(points), config.points, replace=False)]
+    up = up / np.linalg.norm(up)
+    below = points[points @ up < 0]
+    needed = config.min_coverage * len(points)
+    if len(below) < max(needed, 3):
+        return None, (f"no floor in view: {len(below) / len(points):.0%} of the depth lies "
+                      f"below the camera, {config.min_coverage:.0%} needed")
+    min_cos = math.cos(math.radians(config.max_tilt_deg))
+    best, best_count = None, 0
+    for _ in range(config.iterations):
+        plane = _plane(below[rng.choice(len(below), 3, replace=False)])
+        if plane is None:
+            continue
+        normal, offset = plane
+        if normal @ up < 0:
+            normal, offset = -normal, -offset
+        if normal @ up < min_cos or offset <= 0:
+            continue  # a wall, a slope steeper than the floor may be, or a plane above
+        signed = points @ normal + offset
+        count = int((np.abs(signed) < config.inlier_fraction * offset).sum())
+        under = int((signed < -config.inlier_fraction * offset).sum())
+        if count > best_count and under <= config.max_below * len(points):
+            best, best_count = (normal, offset), count  # a table top has the floor under it
+    if best is None or best_count < needed:
+        found = best_count / len(points)
+        return None, (f"no floor in view: the largest level plane covers {found:.0%} of the "
+                      f"depth, {config.min_coverage:.0%} needed")
+    normal, offset = best
+    on_plane = points[np.abs(points @ normal + offset) < config.inlier_fraction * offset]
+    centre = on_plane.mean(axis=0)
+    refined = np.linalg.svd(on_plane - centre, full_matrices=False)[2][2]
+    refined = refined if refined @ up > 0 else -refined
+    if refined @ up >= min_cos and -refined @ centre > 0:
+        normal, offset = refined, float(-refined @ centre)
+    return FloorFit(normal, offset, len(on_plane) / len(points)), ""
+
+
+class FloorScale:
+    """Metres per depth unit from the floor, as a running median over the last
+    `config.window` fits that found the floor, fitted every `config.fit_every`-th frame:
+    one frame's fit moves with what the floor shows of itself, the camera's height does not."""
+
+    def __init__(self, config: FloorConfig) -> None:
+        self.config = config
+        self._scales: deque[float] = deque(maxlen=config.window)
+        self._frames = 0
+        self.fits = 0
+        self.refused = 0
+        self.last_refusal = ""
+
+    def update(self, depth: np.ndarray, intrinsics: Intrinsics, up: np.ndarray,
+               camera_height_m: float) -> float | None:
+        """Fit the floor in this frame when it is due and return the running scale (None
+        before any fit found a floor)."""
+        self._frames += 1
+        if (self._frames - 1) % self.config.fit_every:
+            return self.value
+        self.fits += 1
+        fit, why = fit_floor(depth, intrinsics, up, self.config)
+        if fit is None:
+            self.refused += 1
+            self.last_refusal = why
+        else:
+            self._scales.append(camera_height_m / fit.height)
+        return self.value
+
+    @property
+    def value(self) -> float | None:
+        return float(np.median(self._scales)) if self._scales else None
