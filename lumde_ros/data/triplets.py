@@ -5,6 +5,7 @@ Ground-truth depth, when a recording has it, is never read here: it exists for e
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,11 +76,11 @@ class TripletData:
         return len(self.triplets)
 
     def batch(self, indices: Sequence[int], generator: torch.Generator, flip: bool,
-              color_jitter: float) -> Batch:
+              color_jitter: float, channel_shuffle: bool = False) -> Batch:
         """The triplets at `indices`, augmented with draws from `generator`: a horizontal flip
-        (image, camera matrix, motion and hint mirrored together) and one brightness / contrast
-        / saturation change shared by a triplet's three frames, so photometric consistency
-        holds."""
+        (image, camera matrix, motion and hint mirrored together), one brightness / contrast
+        / saturation change and, with `channel_shuffle`, one order of the colour channels,
+        each shared by a triplet's three frames, so photometric consistency holds."""
         rows = self.triplets[torch.as_tensor(list(indices), dtype=torch.long)]
         frames = self.images[rows].float() / 255  # (B, 3, C, H, W)
         k = self.k[rows[:, 1]].clone()
@@ -96,6 +97,8 @@ class TripletData:
                 hints[flipped] = hints[flipped].flip(-1)
         if color_jitter > 0:
             frames = _jitter(frames, generator, color_jitter)
+        if channel_shuffle:
+            frames = _shuffle_channels(frames, generator)
         return Batch(frames[:, 1], [frames[:, 0], frames[:, 2]], k,
                      None if motions is None else motions.float(), hints, rows[:, 1], flipped)
 
@@ -132,6 +135,17 @@ def _jitter(frames: torch.Tensor, generator: torch.Generator, amount: float) -> 
     frames = (frames - mean) * contrast + mean
     gray = frames.mean(dim=2, keepdim=True)
     return ((frames - gray) * saturation + gray).clamp(0, 1)
+
+
+_CHANNEL_ORDERS = torch.tensor(list(itertools.permutations(range(3))))
+
+
+def _shuffle_channels(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The colour channels of each triplet (frames (B, 3, C, H, W)) in one of the six
+    orders: a surface's hue then tells the network nothing about what it is or how far."""
+    order = _CHANNEL_ORDERS[torch.randint(len(_CHANNEL_ORDERS), (frames.shape[0],),
+                                          generator=generator)]
+    return torch.gather(frames, 2, order[:, None, :, None, None].expand(frames.shape))
 
 
 def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_route: str,

@@ -51,6 +51,7 @@ class DataConfig:
     min_baseline_m: float
     flip: bool
     color_jitter: float
+    channel_shuffle: bool
     holdout: float
     image_topic: str
     camera_info_topic: str

@@ -273,8 +273,8 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
                                      dist.world)
             generator = torch.Generator().manual_seed(derived_seed(run.seed, _AUGMENT, step,
                                                                    dist.rank))
-            batch = data.batch(indices, generator, data_config.flip,
-                               data_config.color_jitter).to(dist.device)
+            batch = data.batch(indices, generator, data_config.flip, data_config.color_jitter,
+                               data_config.channel_shuffle).to(dist.device)
             factor = lr_factor(run, step)
             values, ok = {}, True
             for update in objective.updates:

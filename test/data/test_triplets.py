@@ -36,6 +36,25 @@ def test_frames_are_resized_with_their_intrinsics_and_odometry_gives_metric_moti
     np.testing.assert_allclose(batch.motions[0, 0].numpy(), expected, atol=1e-6)
 
 
+def test_channel_shuffle_gives_a_triplet_s_frames_one_colour_order(sim_bag):
+    """Photometric consistency needs the same order in all three frames; across triplets
+    the orders differ."""
+    data = load_triplets([sim_bag], 64, 48, "odometry", min_baseline_m=0.0)
+    rows = list(range(len(data)))
+    plain = data.batch(rows, torch.Generator(), flip=False, color_jitter=0.0)
+    shuffled = data.batch(rows, torch.Generator().manual_seed(3), flip=False,
+                          color_jitter=0.0, channel_shuffle=True)
+    orders = set()
+    for i in rows:
+        views = [(plain.target[i], shuffled.target[i]),
+                 *((p[i], s[i]) for p, s in zip(plain.sources, shuffled.sources))]
+        found = [tuple(next(c for c in range(3) if torch.equal(s[j], p[c])) for j in range(3))
+                 for p, s in views]
+        assert len(set(found)) == 1 and sorted(found[0]) == [0, 1, 2]
+        orders.add(found[0])
+    assert len(orders) > 1
+
+
 def test_a_recording_without_odometry_trains_the_learned_route_only(bag_without_odometry):
     data = load_triplets([bag_without_odometry], 64, 48, "auto", 0.05)
     assert not data.metric and data.batch([0], torch.Generator(), True, 0.2).motions is None
