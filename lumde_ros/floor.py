@@ -118,6 +118,7 @@ class FloorScale:
         self.config = config
         self._scales: deque[float] = deque(maxlen=config.window)
         self._frames = 0
+        self.value: float | None = None  # set whole, so another thread may read it any time
         self.fits = 0
         self.refused = 0
         self.last_refusal = ""
@@ -136,8 +137,5 @@ class FloorScale:
             self.last_refusal = why
         else:
             self._scales.append(camera_height_m / fit.height)
+            self.value = float(np.median(self._scales))
         return self.value
-
-    @property
-    def value(self) -> float | None:
-        return float(np.median(self._scales)) if self._scales else None

@@ -17,7 +17,7 @@ from lumde_ros.checkpoint import Checkpoint
 from lumde_ros.errors import InferenceError, ModelLoadError
 from lumde_ros.models import ARCHITECTURES, MetricDepth, fuse_for_inference
 
-SCALE_MODES = ("checkpoint", "fixed")
+SCALE_MODES = ("checkpoint", "fixed", "camera_height")
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,9 @@ class DepthScale:
 
 def resolve_scale(checkpoint: Checkpoint, scale_mode: str, depth_scale: float) -> DepthScale:
     """`checkpoint`: the model's own scale (metric only if it was trained metric);
-    `fixed`: the user's `depth_scale`, which the user vouches for as metric."""
-    if scale_mode == "checkpoint":
+    `fixed`: the user's `depth_scale`, which the user vouches for as metric; `camera_height`:
+    the model's own, which the floor's scale (floor.FloorScale) then corrects."""
+    if scale_mode in ("checkpoint", "camera_height"):
         return DepthScale(checkpoint.depth_scale, checkpoint.metric)
     if scale_mode == "fixed":
         return DepthScale(depth_scale, True)

@@ -12,6 +12,7 @@ costing the network a third of a core.)
 """
 from __future__ import annotations
 
+import math
 import re
 import sys
 import threading
@@ -19,6 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -32,9 +34,10 @@ from std_msgs.msg import Header
 
 from lumde_ros.config import node_defaults
 from lumde_ros.errors import ConfigError, IntrinsicsError, LumdeError
+from lumde_ros.floor import FloorConfig, FloorScale
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.inference import (BACKEND_CHOICES, SCALE_MODES, DepthScale, Predictor,
-                                 load_model_or_default, resolve_scale)
+                                 load_model_or_default, metric_depth, resolve_scale)
 from lumde_ros.nodes.entry import run_node
 from lumde_ros.nodes.params import ParamSpec, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, MatchedSubscription, profile
@@ -45,6 +48,7 @@ from lumde_ros.ros.diagnostics import FrameStats, diagnostic_array
 from lumde_ros.ros.image import colorize_depth, compressed_to_rgb, depth_to_image, \
     image_to_rgb, rgb_to_image
 from lumde_ros.ros.pointcloud import CloudBuilder
+from lumde_ros.training.config import load_section
 
 NODE_NAME = "depth_node"
 WARN_PERIOD_S = 5.0
@@ -78,9 +82,16 @@ PARAMS = (
     ParamSpec("max_depth_m", "Depths above this are published as NaN (metres).",
               low=0.0, high=1000.0),
     ParamSpec("scale_mode", "checkpoint: the model's own metric scale; fixed: multiply the "
-              "network's depth by depth_scale (for relative-scale models).", choices=SCALE_MODES),
+              "network's depth by depth_scale (for relative-scale models); camera_height: "
+              "scale so that the floor seen lies camera_height_m below the camera.",
+              choices=SCALE_MODES),
     ParamSpec("depth_scale", "Metres per network depth unit when scale_mode is fixed.",
               low=1e-6, high=1e6),
+    ParamSpec("camera_height_m", "Height of the camera's optical centre above the floor "
+              "(metres), for scale_mode camera_height.", low=0.0, high=100.0),
+    ParamSpec("camera_tilt_deg", "Degrees the camera looks below the horizontal (negative: "
+              "above), for scale_mode camera_height; the floor is looked for within "
+              "max_tilt_deg of it (config/train.yaml, floor).", low=-90.0, high=90.0),
     ParamSpec("image_transport", "raw subscribes `image`; compressed subscribes "
               "`image/compressed` (jpeg/png/tiff).", read_only=True,
               choices=("raw", "compressed")),
@@ -134,6 +145,8 @@ class DepthParams:
     max_depth_m: float
     scale_mode: str
     depth_scale: float
+    camera_height_m: float
+    camera_tilt_deg: float
     image_transport: str
     input_qos: str
     max_input_pixels: int
@@ -151,15 +164,45 @@ class DepthParams:
         if self.min_depth_m >= self.max_depth_m:
             raise ConfigError(f"min_depth_m ({self.min_depth_m}) must be below max_depth_m "
                               f"({self.max_depth_m})")
+        if self.scale_mode == "camera_height" and self.camera_height_m <= 0:
+            raise ConfigError("scale_mode camera_height needs camera_height_m: the height of "
+                              "the camera's optical centre above the floor, in metres")
+
+    def up(self) -> np.ndarray:
+        """The floor's up direction in the optical frame (x right, y down, z ahead) of a
+        camera tilted camera_tilt_deg below the horizontal."""
+        tilt = math.radians(self.camera_tilt_deg)
+        return np.array([0.0, -math.cos(tilt), -math.sin(tilt)])
 
 
 @dataclass(frozen=True)
 class Served:
-    """The model in service and the scale applied to its output."""
+    """The model in service, the scale applied to its output and, for scale_mode
+    camera_height, the running scale from the floor that corrects it."""
 
     predictor: Predictor
     scale: DepthScale
     name: str
+    floor: FloorScale | None = None
+
+    @property
+    def metric(self) -> bool:
+        """Whether what is published is in metres: with camera_height once a floor was seen."""
+        return self.floor.value is not None if self.floor else self.scale.metric
+
+    @property
+    def metres_per_unit(self) -> float:
+        """Metres per network depth unit as published now."""
+        return self.scale.value * ((self.floor.value if self.floor else None) or 1.0)
+
+
+def serve(predictor: Predictor, name: str, p: DepthParams) -> Served:
+    """`predictor` served with the scale `p` asks for (a fresh floor estimate each time: a
+    changed height or tilt invalidates the old one)."""
+    floor = FloorScale(load_section("floor", FloorConfig)) \
+        if p.scale_mode == "camera_height" else None
+    return Served(predictor, resolve_scale(predictor.checkpoint, p.scale_mode, p.depth_scale),
+                  name, floor)
 
 
 def load_served(p: DepthParams) -> Served:
@@ -167,7 +210,7 @@ def load_served(p: DepthParams) -> Served:
     checkpoint, onnx_path, name = load_model_or_default(p.model_path)
     predictor = Predictor(checkpoint, p.device, p.threads, p.input_width, p.input_height,
                           p.backend, onnx_path)
-    return Served(predictor, resolve_scale(checkpoint, p.scale_mode, p.depth_scale), name)
+    return serve(predictor, name, p)
 
 
 class DepthNode(Node):
@@ -285,16 +328,24 @@ class DepthNode(Node):
         predictor = served.predictor
         size = (width, height) if p.depth_resolution == "input" else (predictor.width,
                                                                       predictor.height)
-        depth = predictor.predict(rgb, served.scale, size, p.min_depth_m, p.max_depth_m)
+        intrinsics = self._intrinsics_for(width, height)
+        if intrinsics is not None:
+            intrinsics = intrinsics.resized(*size)
+        if served.floor is None:
+            depth = predictor.predict(rgb, served.scale, size, p.min_depth_m, p.max_depth_m)
+        else:  # the floor is fitted to the whole depth, before the range is cut
+            depth = predictor.predict(rgb, served.scale, size)
+            if intrinsics is not None:
+                served.floor.update(depth, intrinsics, p.up(), p.camera_height_m)
+            depth = metric_depth(depth, served.floor.value or 1.0, p.min_depth_m,
+                                 p.max_depth_m)
         header = msg.header
         if not header.frame_id:
             self._throttle.warn("no_frame_id", "the camera's images have an empty "
                                 "header.frame_id, so RViz and tf cannot place depth or points; "
                                 "set the camera driver's frame_id (its optical frame)")
         self._depth_pub.publish(depth_to_image(depth, header))
-        intrinsics = self._intrinsics_for(width, height)
         if intrinsics is not None:
-            intrinsics = intrinsics.resized(*size)
             self._info_pub.publish(pinhole_camera_info(intrinsics, header))
             if p.publish_points and self._points_pub.get_subscription_count() > 0:
                 self._points_pub.publish(self._clouds.build(
@@ -343,10 +394,9 @@ class DepthNode(Node):
             new.check()
             if "model_path" in changes:
                 self._pending = load_served(new)
-            elif {"scale_mode", "depth_scale"} & changes.keys():
-                served = self._served
-                self._pending = Served(served.predictor, resolve_scale(
-                    served.predictor.checkpoint, new.scale_mode, new.depth_scale), served.name)
+            elif {"scale_mode", "depth_scale", "camera_height_m",
+                  "camera_tilt_deg"} & changes.keys():
+                self._pending = serve(self._served.predictor, self._served.name, new)
         except Exception as err:  # whatever fails, the change is refused and the node serves on
             self._pending = None
             reason = str(err) if isinstance(err, LumdeError) else f"{type(err).__name__}: {err}"
@@ -366,7 +416,9 @@ class DepthNode(Node):
         pred = served.predictor
         log.info(f"serving {pred.checkpoint.describe()} from {served.name} on "
                  f"{pred.device} ({pred.backend}), network input {pred.width}x{pred.height}, "
-                 f"depth scale {served.scale.value:g}")
+                 f"depth scale {served.scale.value:g}"
+                 + (f", corrected by the floor {self._params.camera_height_m:g} m below"
+                    if served.floor else ""))
         if pred.timings_ms:
             log.info(f"backend {self._params.backend}: forward ms per installed backend "
                      f"{pred.timings_ms}, using {pred.backend}")
@@ -380,9 +432,14 @@ class DepthNode(Node):
         if not self._served.predictor.checkpoint.trained:
             problems.append(f"serving an untrained student ({self._served.name}): its depth is "
                             "not meaningful; set model_path to a trained checkpoint")
-        if not self._served.scale.metric:
+        floor = self._served.floor
+        if floor is not None and floor.value is None:
+            problems.append(f"scale_mode camera_height: no floor found yet in {floor.fits} "
+                            f"fit(s) ({floor.last_refusal or 'no frame yet'}); serving the "
+                            "model's own scale")
+        elif not self._served.metric:
             problems.append("the model's depth is relative, not metres: set scale_mode:=fixed and "
-                            "depth_scale, or use a model trained with odometry")
+                            "depth_scale, or camera_height, or use a model trained with odometry")
         return problems
 
     # --- diagnostics ---------------------------------------------------------------------------
@@ -392,7 +449,8 @@ class DepthNode(Node):
         values.update(model=served.predictor.checkpoint.describe(),
                       model_path=served.name,
                       backend=served.predictor.backend, device=str(served.predictor.device),
-                      metric=served.scale.metric, depth_scale=served.scale.value,
+                      metric=served.metric, scale_mode=self._params.scale_mode,
+                      depth_scale=served.metres_per_unit,
                       input_qos=self._image_sub.reliability,
                       intrinsics="camera_info" if self._camera else "fallback_hfov_deg")
         problems = self._model_problems()

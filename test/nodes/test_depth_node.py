@@ -182,6 +182,15 @@ def test_frames_on_another_clock_or_without_frame_id_are_served_and_explained(
     assert "empty header.frame_id" in logged and "from this node's clock" in logged
 
 
+def _status(g) -> DiagnosticStatus | None:
+    """The depth node's newest status in /diagnostics."""
+    for msg in reversed(g.recorder.received("diagnostics")):
+        for status in msg.status:
+            if status.name == diagnostic_name(g.fqn):
+                return status
+    return None
+
+
 def test_diagnostics_warn_while_frames_are_skipped_and_recover(graph_factory, frames):
     g = graph_factory(diagnostics_period_s=0.2)
     g.send(frames[0])
@@ -190,11 +199,7 @@ def test_diagnostics_warn_while_frames_are_skipped_and_recover(graph_factory, fr
     g.player.image_pub.publish(bad)
 
     def status() -> DiagnosticStatus | None:
-        for msg in reversed(g.recorder.received("diagnostics")):
-            for s in msg.status:
-                if s.name == diagnostic_name(g.fqn):
-                    return s
-        return None
+        return _status(g)
     wait_until(lambda: "skipped" in status().message, what="skipped frames reported")
     assert status().level == DiagnosticStatus.WARN
     assert re.search(r"1 of \d frames skipped since the last report", status().message)
@@ -328,6 +333,27 @@ def test_fronto_parallel_plane_is_back_projected_exactly(graph_factory, frames, 
     expected = np.stack([(u - camera.cx) / camera.fx * plane_m,
                          (v - camera.cy) / camera.fy * plane_m, np.full(u.shape, plane_m)], -1)
     np.testing.assert_allclose(xyz, expected, rtol=1e-3, atol=1e-5)
+
+
+def test_camera_height_scales_depth_so_the_floor_lies_that_far_below(graph_factory, frames,
+                                                                     tmp_path):
+    """A camera looking straight down sees only floor: the plane model's 2.5 units become
+    the camera's height. Looking level at the same plane there is no floor: the model's own
+    scale is served, and diagnostics say why."""
+    g = graph_factory(model_path=str(_plane_checkpoint(tmp_path / "plane.pt", 2.5)),
+                      scale_mode="camera_height", camera_height_m=0.8, camera_tilt_deg=90.0)
+    depth = image_to_depth(g.output("depth/image", g.send(frames[0])))
+    np.testing.assert_allclose(depth, 0.8, rtol=1e-3)
+    wait_until(lambda: g.diagnostics().get("metric") == "True", what="metric in diagnostics")
+    assert float(g.diagnostics()["depth_scale"]) == pytest.approx(0.8 / 2.5, rel=1e-3)
+    assert _set(g, camera_tilt_deg=0.0).successful
+    depth = image_to_depth(g.output("depth/image", g.send(frames[1])))
+    np.testing.assert_allclose(depth, 2.5, rtol=1e-3)
+    wait_until(lambda: "no floor found yet" in _status(g).message,
+               what="the missing floor in diagnostics")
+    assert _status(g).level == DiagnosticStatus.WARN
+    refused = _set(g, camera_height_m=0.0)
+    assert not refused.successful and "camera_height_m" in refused.reason
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
