@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lumde_ros.data.hints import HintConfig, cached_hints
+from lumde_ros.data.image_motion import ImageMotion, ImageMotionConfig, image_motion
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.sampling import triplets
 from lumde_ros.errors import TrainingError
@@ -31,7 +32,9 @@ class Batch:
     or None on the learned-pose route; hints (B, 1, H, W) the targets' depth hints in metres
     (0: none there), or None when the run uses none; frames (B,) which frame of the data each
     target is and flipped (B,) whether it was mirrored (what per-frame caches look up), None
-    for a batch not drawn from TripletData."""
+    for a batch not drawn from TripletData. image_motions (B, 2, 4, 4) target -> each source
+    as the images alone show it, translation a unit direction (learned route; see
+    data/image_motion.py), valid where image_motion_known (B, 2); None without."""
 
     target: torch.Tensor
     sources: list[torch.Tensor]
@@ -40,11 +43,14 @@ class Batch:
     hints: torch.Tensor | None = None
     frames: torch.Tensor | None = None
     flipped: torch.Tensor | None = None
+    image_motions: torch.Tensor | None = None
+    image_motion_known: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
         return Batch(self.target.to(device), [s.to(device) for s in self.sources],
                      self.k.to(device), _to(self.motions, device), _to(self.hints, device),
-                     self.frames, self.flipped)
+                     self.frames, self.flipped, _to(self.image_motions, device),
+                     _to(self.image_motion_known, device))
 
 
 def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
@@ -57,7 +63,10 @@ class TripletData:
     in the odometry frame (N, 4, 4) or None, and index triplets (M, 3) (previous, target, next).
     `recordings`: per recording, its path, frames kept and triplets (for logs and provenance).
     `why_relative`: without poses, which recordings lacked usable odometry and why.
-    `hints`: depth hints (N, 1, H, W) in metres, 0 where none (data/hints.py), or None."""
+    `hints`: depth hints (N, 1, H, W) in metres, 0 where none (data/hints.py), or None.
+    `image_motions`: per triplet, target -> previous and next as the images show them
+    (M, 2, 4, 4), translation a unit direction, valid where `image_motion_known` (M, 2); None
+    on the odometry route or when not asked for."""
 
     images: torch.Tensor
     k: torch.Tensor
@@ -66,6 +75,8 @@ class TripletData:
     recordings: list[dict[str, object]]
     why_relative: str = ""
     hints: torch.Tensor | None = None
+    image_motions: torch.Tensor | None = None
+    image_motion_known: torch.Tensor | None = None
 
     @property
     def metric(self) -> bool:
@@ -81,11 +92,14 @@ class TripletData:
         (image, camera matrix, motion and hint mirrored together), one brightness / contrast
         / saturation change and, with `channel_shuffle`, one order of the colour channels,
         each shared by a triplet's three frames, so photometric consistency holds."""
-        rows = self.triplets[torch.as_tensor(list(indices), dtype=torch.long)]
+        picked = torch.as_tensor(list(indices), dtype=torch.long)
+        rows = self.triplets[picked]
         frames = self.images[rows].float() / 255  # (B, 3, C, H, W)
         k = self.k[rows[:, 1]].clone()
         motions = None if self.poses is None else camera_motions(self.poses, rows)
         hints = None if self.hints is None else self.hints[rows[:, 1]].float()
+        seen, known = (None, None) if self.image_motions is None else (
+            self.image_motions[picked].clone(), self.image_motion_known[picked])
         flipped = torch.zeros(len(rows), dtype=torch.bool)
         if flip:
             flipped = torch.rand(len(rows), generator=generator) < 0.5
@@ -95,12 +109,15 @@ class TripletData:
                 motions[flipped] = moved
             if hints is not None:
                 hints[flipped] = hints[flipped].flip(-1)
+            if seen is not None:
+                seen[flipped] = mirrored_motions(seen[flipped])
         if color_jitter > 0:
             frames = _jitter(frames, generator, color_jitter)
         if channel_shuffle:
             frames = _shuffle_channels(frames, generator)
         return Batch(frames[:, 1], [frames[:, 0], frames[:, 2]], k,
-                     None if motions is None else motions.float(), hints, rows[:, 1], flipped)
+                     None if motions is None else motions.float(), hints, rows[:, 1], flipped,
+                     seen, known)
 
 
 def camera_motions(poses: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -118,10 +135,13 @@ def mirrored(images: torch.Tensor, k: torch.Tensor, motions: torch.Tensor | None
     the principal point reflects and each motion is conjugated by the mirror x -> -x."""
     k = k.clone()
     k[:, 0, 2] = (images.shape[-1] - 1) - k[:, 0, 2]
-    if motions is not None:
-        mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=motions.dtype))
-        motions = mirror @ motions @ mirror
-    return images.flip(-1), k, motions
+    return images.flip(-1), k, None if motions is None else mirrored_motions(motions)
+
+
+def mirrored_motions(motions: torch.Tensor) -> torch.Tensor:
+    """Motions (..., 4, 4) as seen in the mirrored world: conjugated by the mirror x -> -x."""
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=motions.dtype))
+    return mirror @ motions @ mirror
 
 
 def _jitter(frames: torch.Tensor, generator: torch.Generator, amount: float) -> torch.Tensor:
@@ -152,27 +172,33 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
                   min_baseline_m: float, holdout: float = 0.0, held_out: bool = False,
                   image_topic: str = "", camera_info_topic: str = "",
                   hints: HintConfig | None = None, hint_cache: Path | None = None,
-                  say: Callable[[str], None] = lambda line: None) -> TripletData:
+                  say: Callable[[str], None] = lambda line: None,
+                  motion: ImageMotionConfig | None = None) -> TripletData:
     """Read every recording, resize its frames to `width` x `height` (intrinsics scaled with
     them) and sample triplets. With odometry only frames the robot moved at least
     `min_baseline_m` between are used. The last `holdout` fraction of each recording's usable
     frames is kept out of training: `held_out` returns those frames' triplets instead (what
     a new model is validated on), so the two never share a frame. With odometry and `hints`,
     each frame gets its depth hints (kept in folder `hint_cache`; `say` reports progress).
-    Raises TrainingError when a recording cannot serve the chosen `pose_route` or yields no
-    triplet."""
+    On the learned route and with `motion`, each triplet gets the camera motion its images
+    show (data/image_motion.py), found between consecutive frames at the recording's own
+    resolution, where tracking is best. Raises TrainingError when a recording cannot serve
+    the chosen `pose_route` or yields no triplet."""
     if pose_route not in POSE_ROUTES:
         raise TrainingError(f"pose route '{pose_route}' is not one of {', '.join(POSE_ROUTES)}")
     if not bags:
         raise TrainingError("no recording given; pass at least one --bag")
-    loaded = [_read(Path(bag), width, height, image_topic, camera_info_topic) for bag in bags]
-    without = [(bag, why) for bag, (_, _, _, why, _) in zip(bags, loaded) if why]
+    loaded = [_read(Path(bag), width, height, image_topic, camera_info_topic,
+                    motion if pose_route != "odometry" else None, pose_route == "learned")
+              for bag in bags]
+    without = [(bag, why) for bag, (_, _, _, why, _, _) in zip(bags, loaded) if why]
     if pose_route == "odometry" and without:
         raise TrainingError("pose route 'odometry' needs odometry and the camera mounting in "
                             "every recording: " + "; ".join(f"{b}: {w}" for b, w in without))
     use_odometry = pose_route == "odometry" or (pose_route == "auto" and not without)
     images, ks, poses, found_hints, rows, recordings, offset = [], [], [], [], [], [], 0
-    for bag, (rgb, k, pose, _, notes) in zip(bags, loaded):
+    seen, known = [], []
+    for bag, (rgb, k, pose, _, notes, steps) in zip(bags, loaded):
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
             else list(range(len(rgb)))
         cut = len(keep) - round(holdout * len(keep))
@@ -202,6 +228,13 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
                 torch.from_numpy(np.stack(poses[offset:])), hints,
                 sorted({b for _, b, _ in found}), say))
         rows += [(a + offset, b + offset, c + offset) for a, b, c in found]
+        if motion is not None and not use_odometry:
+            motions = [_triplet_motions(steps or [None] * len(rgb), keep[a], keep[b], keep[c])
+                       for a, b, c in found]
+            seen += [m for m, _ in motions]
+            known += [ok for _, ok in motions]
+            notes = {**notes, "image_motion_known": round(float(np.mean(
+                [ok for _, ok in motions])), 3)}
         recordings.append({"bag": str(bag), "frames": len(keep), "triplets": len(found),
                            **notes})
         offset += len(keep)
@@ -212,7 +245,29 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         triplets=torch.tensor(rows, dtype=torch.long), recordings=recordings,
         why_relative="" if use_odometry else "the configuration sets pose: learned"
         if pose_route == "learned" else "; ".join(f"{b}: {w}" for b, w in without),
-        hints=torch.cat(found_hints) if found_hints else None)
+        hints=torch.cat(found_hints) if found_hints else None,
+        image_motions=torch.from_numpy(np.stack(seen)).float() if seen else None,
+        image_motion_known=torch.tensor(known) if seen else None)
+
+
+def _motion_matrix(found: ImageMotion, inverse: bool) -> np.ndarray:
+    """4x4 of an image motion (first -> second camera), or of its inverse; the translation
+    stays a unit direction."""
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = (found.rotation.T, -found.rotation.T @ found.direction) \
+        if inverse else (found.rotation, found.direction)
+    return matrix
+
+
+def _triplet_motions(steps: list[ImageMotion | None], previous: int, target: int,
+                     following: int) -> tuple[np.ndarray, list[bool]]:
+    """Target -> previous and target -> next (2, 4, 4) from the motions between consecutive
+    frames (`steps[i]`: frame i-1 -> i), and which of the two are known."""
+    back = steps[target] if previous == target - 1 else None
+    ahead = steps[following] if following == target + 1 else None
+    return (np.stack([np.eye(4) if back is None else _motion_matrix(back, inverse=True),
+                      np.eye(4) if ahead is None else _motion_matrix(ahead, inverse=False)]),
+            [back is not None, ahead is not None])
 
 
 def _size_on_disk(bag: Path) -> int:
@@ -229,19 +284,32 @@ class _Frame:
     odom_from_camera: np.ndarray | None
 
 
-def _read(bag: Path, width: int, height: int, image_topic: str,
-          camera_info_topic: str) -> tuple[list, list, list, str, dict[str, object]]:
+def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topic: str,
+          motion: ImageMotionConfig | None = None, motion_with_odometry: bool = False
+          ) -> tuple[list, list, list, str, dict[str, object], list | None]:
     """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
-    the frame), why the recording has no usable odometry ('' when it has), and what the run
-    should remember of how it was read: messages skipped as damaged per topic, the repaired
-    copy a dead recorder's recording was read from. Topics '' are found in the recording."""
+    the frame), why the recording has no usable odometry ('' when it has), what the run
+    should remember of how it was read (messages skipped as damaged per topic, the repaired
+    copy a dead recorder's recording was read from), and with `motion` the image motion from
+    each frame's predecessor (None: not found), for a recording without odometry or, with
+    `motion_with_odometry`, any. Topics '' are found in the recording."""
     rgb, k, pose = [], [], []
+    steps: list | None = None
     with Recording(bag, image_topic or None, camera_info_topic or None,
                    ground_truth=False) as recording:
+        if motion is not None and (motion_with_odometry or recording.odom_topic is None):
+            steps = []
+        previous = None
         for frame in recording.frames():
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
+            if steps is not None:
+                steps.append(image_motion(previous, frame.rgb, frame.intrinsics.matrix(),
+                                          motion)[0]
+                             if previous is not None and previous.shape == frame.rgb.shape
+                             else None)
+                previous = frame.rgb
         odom_topic, unusable = recording.odom_topic, recording.unusable_poses
         notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
                  **({"recovered": recording.recovered.as_dict()} if recording.recovered
@@ -259,4 +327,4 @@ def _read(bag: Path, width: int, height: int, image_topic: str,
                "span the images")
     else:
         why = ""
-    return rgb, k, pose, why, notes
+    return rgb, k, pose, why, notes, steps

@@ -108,23 +108,43 @@ def self_supervised(disps: list[torch.Tensor], pose_net: nn.Module, batch: Batch
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """View synthesis of the target from both sources at every scale of `disps`. With
     odometry in the batch the warp uses it and the pose network's motion is supervised by it
-    (L1, `pose_weight`); without, the warp uses the pose network's motion."""
+    (L1, `pose_weight`); without, the warp uses the pose network's motion, supervised with
+    the same weight by the rotation and direction of travel the images show where the batch
+    has them (`image_motion_error`)."""
     predicted = forward_motions(pose_net, batch)
     motions = predicted if batch.motions is None else batch.motions
     loss, terms = view_synthesis(disps, batch, motions, near_m, far_m, config)
     terms = {"loss": loss, **terms}
-    if batch.motions is not None:
-        pose_loss = motion_error(predicted, batch.motions)
+    pose_loss = motion_error(predicted, batch.motions) if batch.motions is not None else \
+        image_motion_error(predicted, batch.image_motions, batch.image_motion_known) \
+        if batch.image_motions is not None else None
+    if pose_loss is not None:
         loss = loss + config.pose_weight * pose_loss
         terms.update(loss=loss, pose=pose_loss)
     terms["translation_m"] = predicted[:, :, :3, 3].norm(dim=2).mean()
     return loss, terms
 
 
+def _rotation_error(predicted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """L1 between rotation matrices' entries (..., 4, 4), halved: for small rotations that is
+    the axis-angle difference in radians, and unlike an angle it has a gradient at the
+    identity."""
+    return (predicted[..., :3, :3] - reference[..., :3, :3]).abs().sum((-2, -1)) / 2
+
+
 def motion_error(predicted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Mean L1 distance between motions (B, n, 4, 4): rotation matrices' entries (halved: for
-    small rotations that is the axis-angle difference in radians, and unlike an angle it has
-    a gradient at the identity) plus translation (metres)."""
-    rotation = (predicted[..., :3, :3] - reference[..., :3, :3]).abs().sum((-2, -1)) / 2
+    """Mean L1 distance between motions (B, n, 4, 4): rotation (`_rotation_error`) plus
+    translation (metres)."""
     translation = (predicted[..., :3, 3] - reference[..., :3, 3]).abs().sum(-1)
-    return (rotation + translation).mean()
+    return (_rotation_error(predicted, reference) + translation).mean()
+
+
+def image_motion_error(predicted: torch.Tensor, seen: torch.Tensor,
+                       known: torch.Tensor) -> torch.Tensor:
+    """Mean over the `known` (B, n) motions of the rotation error plus 1 - the cosine between
+    the translations: images show how the camera turned and which way it went, not how far,
+    so the depth's scale stays the pose network's to choose."""
+    direction = 1 - F.cosine_similarity(predicted[..., :3, 3], seen[..., :3, 3], dim=-1,
+                                        eps=1e-6)
+    error = (_rotation_error(predicted, seen) + direction) * known
+    return error.sum() / known.sum().clamp_min(1)

@@ -25,6 +25,7 @@ from torch import nn
 from lumde_ros.checkpoint import (Checkpoint, checkpoint_from_net, resolved_arch_config,
                                   save_checkpoint)
 from lumde_ros.data.hints import HintConfig
+from lumde_ros.data.image_motion import ImageMotionConfig
 from lumde_ros.data.triplets import Batch, TripletData, load_triplets
 from lumde_ros.errors import TrainingError
 from lumde_ros.export import checkpoint_digest
@@ -382,21 +383,29 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
         hints = from_dict(HintConfig, state["hints"]) if "hints" in state else None
     elif config.synthesis.hint_weight > 0:
         hints = load_section("hints", HintConfig, config_path)
+    motion = None  # likewise the image motion settings of a run on the learned route
+    if state is not None:
+        motion = from_dict(ImageMotionConfig, state["image_motion"]) \
+            if "image_motion" in state else None
+    elif config.data.pose != "odometry" and config.synthesis.pose_weight > 0:
+        motion = load_section("image_motion", ImageMotionConfig, config_path)
     data = load_triplets(paths, *size, config.data.pose, config.data.min_baseline_m,
                          config.data.holdout, image_topic=config.data.image_topic,
                          camera_info_topic=config.data.camera_info_topic, hints=hints,
-                         hint_cache=out / HINTS_FOLDER, say=dist.say)
+                         hint_cache=out / HINTS_FOLDER, say=dist.say, motion=motion)
     route = "odometry" if data.metric else "learned"
     if state is not None and state["metric"] != data.metric:
         raise TrainingError(f"the run started on the {'odometry' if state['metric'] else 'learned'}"
                             f" pose route but the recordings now give the {route} route")
     objective = make_objective(config, data, dist)
-    used_hints = {} if data.hints is None else {"hints": dataclasses.asdict(hints)}
+    derived = {**({} if data.hints is None else {"hints": dataclasses.asdict(hints)}),
+                  **({} if data.image_motions is None
+                     else {"image_motion": dataclasses.asdict(motion)})}
     provenance = {"trained": True, "command": shlex.join(sys.argv), "seed": config.run.seed,
                   "pose_route": route, "recordings": data.recordings, "config": config.as_dict(),
-                  "torch_version": str(torch.__version__), **used_hints, **provenance}
+                  "torch_version": str(torch.__version__), **derived, **provenance}
     saved = {"config": config.as_dict(), "bags": paths, "metric": data.metric,
-             "provenance": provenance, **used_hints}
+             "provenance": provenance, **derived}
     try:
         summary = train(objective, data, config.run, config.data, out, dist, state, saved)
     finally:
