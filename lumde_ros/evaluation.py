@@ -147,8 +147,9 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
             "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,
-            **({"floor_fits": floor.fits, "floor_refused": floor.refused,
-                "floor_last_refusal": floor.last_refusal} if floor.fits else {}),
+            **({"floor_fits": floor.fits, "floor_refused": floor.refused} if floor.fits
+               else {}),
+            **({"floor_last_refusal": floor.last_refusal} if floor.refused else {}),
             "min_depth_m": min_depth_m,
             "max_depth_m": max_depth_m, **metrics.results()}
 

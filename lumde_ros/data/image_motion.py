@@ -23,6 +23,7 @@ class ImageMotionConfig:
     ransac_px: float
     min_inliers: int
     min_parallax_px: float
+    keyframe_parallax: float
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,22 @@ def image_motion(first: np.ndarray, second: np.ndarray, k: np.ndarray,
     """The motion between two RGB frames (H, W, 3) uint8 of one camera with matrix k (3, 3),
     and ''; or None and why not (too little texture, too few consistent tracks, no
     parallax: the direction of translation is then unknown)."""
-    a, b = tracked_points(_gray(first), _gray(second), config)
+    return motion_of_tracks(*tracked_points(_gray(first), _gray(second), config), k, config)
+
+
+def is_keyframe(tracked: int, found: ImageMotion | None, width: int,
+                config: ImageMotionConfig) -> bool:
+    """Whether a frame is the next keyframe after one it shares `tracked` points with, moved
+    by `found`: once the camera has travelled far enough for `keyframe_parallax` image widths
+    of parallax (a turn alone adds none, and gives depth no signal), or once tracking is lost
+    (the chain of keyframes must go on)."""
+    return tracked < config.min_inliers or \
+        found is not None and found.parallax_px >= config.keyframe_parallax * width
+
+
+def motion_of_tracks(a: np.ndarray, b: np.ndarray, k: np.ndarray,
+                     config: ImageMotionConfig) -> tuple[ImageMotion | None, str]:
+    """`image_motion` from points tracked from the first frame (N, 2) to the second."""
     if len(a) < config.min_inliers:
         return None, (f"{len(a)} points tracked between the frames (need "
                       f"{config.min_inliers}): too little texture or too much motion")

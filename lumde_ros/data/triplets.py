@@ -10,11 +10,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from lumde_ros.data.hints import HintConfig, cached_hints
-from lumde_ros.data.image_motion import ImageMotion, ImageMotionConfig, image_motion
+from lumde_ros.data.image_motion import (ImageMotion, ImageMotionConfig, is_keyframe,
+                                         motion_of_tracks, tracked_points)
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.sampling import triplets
 from lumde_ros.errors import TrainingError
@@ -180,9 +182,10 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     frames is kept out of training: `held_out` returns those frames' triplets instead (what
     a new model is validated on), so the two never share a frame. With odometry and `hints`,
     each frame gets its depth hints (kept in folder `hint_cache`; `say` reports progress).
-    On the learned route and with `motion`, each triplet gets the camera motion its images
-    show (data/image_motion.py), found between consecutive frames at the recording's own
-    resolution, where tracking is best. Raises TrainingError when a recording cannot serve
+    On the learned route and with `motion`, only keyframes are used, each once the image has
+    moved `motion.keyframe_parallax` from the one before (the learned route's `min_baseline_m`),
+    and each triplet gets the camera motion its images show (data/image_motion.py), found
+    between consecutive keyframes at the recording's own resolution, where tracking is best. Raises TrainingError when a recording cannot serve
     the chosen `pose_route` or yields no triplet."""
     if pose_route not in POSE_ROUTES:
         raise TrainingError(f"pose route '{pose_route}' is not one of {', '.join(POSE_ROUTES)}")
@@ -200,7 +203,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     seen, known = [], []
     for bag, (rgb, k, pose, _, notes, steps) in zip(bags, loaded):
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
-            else list(range(len(rgb)))
+            else sorted(steps) if steps is not None else list(range(len(rgb)))
         cut = len(keep) - round(holdout * len(keep))
         keep = keep[cut:] if held_out else keep[:cut]
         found = triplets([_Frame(pose[i] if use_odometry else None) for i in keep],
@@ -229,8 +232,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
                 sorted({b for _, b, _ in found}), say))
         rows += [(a + offset, b + offset, c + offset) for a, b, c in found]
         if motion is not None and not use_odometry:
-            motions = [_triplet_motions(steps or [None] * len(rgb), keep[a], keep[b], keep[c])
-                       for a, b, c in found]
+            motions = [_triplet_motions(steps or {}, keep[b], keep[c]) for _, b, c in found]
             seen += [m for m, _ in motions]
             known += [ok for _, ok in motions]
             notes = {**notes, "image_motion_known": round(float(np.mean(
@@ -259,12 +261,11 @@ def _motion_matrix(found: ImageMotion, inverse: bool) -> np.ndarray:
     return matrix
 
 
-def _triplet_motions(steps: list[ImageMotion | None], previous: int, target: int,
+def _triplet_motions(steps: dict[int, ImageMotion | None], target: int,
                      following: int) -> tuple[np.ndarray, list[bool]]:
     """Target -> previous and target -> next (2, 4, 4) from the motions between consecutive
-    frames (`steps[i]`: frame i-1 -> i), and which of the two are known."""
-    back = steps[target] if previous == target - 1 else None
-    ahead = steps[following] if following == target + 1 else None
+    keyframes (`steps[i]`: the keyframe before i -> keyframe i), and which two are known."""
+    back, ahead = steps.get(target), steps.get(following)
     return (np.stack([np.eye(4) if back is None else _motion_matrix(back, inverse=True),
                       np.eye(4) if ahead is None else _motion_matrix(ahead, inverse=False)]),
             [back is not None, ahead is not None])
@@ -290,26 +291,31 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
     """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
     the frame), why the recording has no usable odometry ('' when it has), what the run
     should remember of how it was read (messages skipped as damaged per topic, the repaired
-    copy a dead recorder's recording was read from), and with `motion` the image motion from
-    each frame's predecessor (None: not found), for a recording without odometry or, with
-    `motion_with_odometry`, any. Topics '' are found in the recording."""
+    copy a dead recorder's recording was read from), and with `motion` the keyframes (see
+    load_triplets), each with the image motion from the keyframe before (None: not found),
+    for a recording without odometry or, with `motion_with_odometry`, any. Topics '' are
+    found in the recording."""
     rgb, k, pose = [], [], []
-    steps: list | None = None
+    steps: dict[int, ImageMotion | None] | None = None
     with Recording(bag, image_topic or None, camera_info_topic or None,
                    ground_truth=False) as recording:
         if motion is not None and (motion_with_odometry or recording.odom_topic is None):
-            steps = []
-        previous = None
-        for frame in recording.frames():
+            steps = {}
+        key = None  # the last keyframe, gray
+        for i, frame in enumerate(recording.frames()):
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
-            if steps is not None:
-                steps.append(image_motion(previous, frame.rgb, frame.intrinsics.matrix(),
-                                          motion)[0]
-                             if previous is not None and previous.shape == frame.rgb.shape
-                             else None)
-                previous = frame.rgb
+            if steps is None:
+                continue
+            gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY)
+            if key is None or key.shape != gray.shape:
+                steps[i], key = None, gray
+                continue
+            tracks = tracked_points(key, gray, motion)
+            found = motion_of_tracks(*tracks, frame.intrinsics.matrix(), motion)[0]
+            if is_keyframe(len(tracks[0]), found, gray.shape[1], motion):
+                steps[i], key = found, gray
         odom_topic, unusable = recording.odom_topic, recording.unusable_poses
         notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
                  **({"recovered": recording.recovered.as_dict()} if recording.recovered

@@ -413,6 +413,8 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
             torch.distributed.destroy_process_group()
     summary.update(metric=data.metric, pose_route=route, triplets=len(data),
                    processes=dist.world)
+    if data.image_motions is not None:  # how much of the learned route the images guided
+        summary["image_motion_known"] = round(data.image_motion_known.float().mean().item(), 3)
     recovered = [f"{r['bag']}: {r['recovered']['messages']} messages read from its repaired "
                  f"copy {r['recovered']['copy']}" for r in data.recordings if "recovered" in r]
     if recovered:  # said where the user looks: what a dead recorder left was recovered

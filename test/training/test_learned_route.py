@@ -46,22 +46,37 @@ def _odometry_yaws(bag) -> np.ndarray:
     return np.array([_yaw_deg(np.linalg.inv(b) @ a) for a, b in zip(poses, poses[1:])])
 
 
-def test_triplets_without_odometry_carry_the_motion_their_images_show(turning):
+def test_keyframes_without_odometry_have_parallax_and_the_motion_their_images_show(turning):
+    """Keyframes are about as far apart as the odometry route's 5 cm, and the motion between
+    them agrees with odometry."""
     with_odometry, without = turning
     data = load_triplets([without], *SIZE, "auto", 0.0,
                          motion=load_section("image_motion", ImageMotionConfig))
     assert not data.metric and data.image_motions.shape == (len(data), 2, 4, 4)
     known = data.image_motion_known
-    assert known.float().mean() > 0.5
+    assert known.float().mean() > 0.8
     assert data.recordings[0]["image_motion_known"] == pytest.approx(
         known.float().mean().item(), abs=1e-3)
-    truth = _odometry_yaws(with_odometry)
-    ahead = data.image_motions[:, 1].numpy()  # target -> next: frame i -> i + 1
-    errors = [abs(_yaw_deg(ahead[j]) - truth[target])
-              for j, target in enumerate(data.triplets[:, 1].tolist()) if known[j, 1]]
-    assert np.median(errors) < 0.3
-    directions = data.image_motions[known][:, :3, 3]
-    torch.testing.assert_close(directions.norm(dim=1), torch.ones(len(directions)))
+    with Recording(with_odometry) as recording:
+        frames = [(resize_image(f.rgb, *SIZE), f.odom_from_camera) for f in recording.frames()]
+    # which recorded frame each kept one is (the kept frames are the resized images)
+    index = [next(i for i, (rgb, _) in enumerate(frames)
+                  if np.array_equal(rgb, image.permute(1, 2, 0).numpy()))
+             for image in data.images]
+    assert len(index) < 0.8 * len(frames)
+    poses = [frames[i][1] for i in index]
+    travelled = [np.linalg.norm(b[:3, 3] - a[:3, 3]) for a, b in zip(poses, poses[1:])]
+    assert 0.03 < np.median(travelled) < 0.1
+    yaw_errors, cosines = [], []
+    for j, (_, target, following) in enumerate(data.triplets.tolist()):
+        if known[j, 1]:  # target -> next, against odometry
+            truth = np.linalg.inv(poses[following]) @ poses[target]
+            seen = data.image_motions[j, 1].numpy()
+            yaw_errors.append(abs(_yaw_deg(seen) - _yaw_deg(truth)))
+            cosines.append(seen[:3, 3] @ truth[:3, 3] / np.linalg.norm(truth[:3, 3]))
+    # a pair now and then is an outlier (see data/image_motion.py)
+    assert np.median(yaw_errors) < 0.3 and np.percentile(yaw_errors, 90) < 1.0
+    assert np.median(cosines) > 0.97 and np.percentile(cosines, 10) > 0.8
     assert load_triplets([without], *SIZE, "auto", 0.0).image_motions is None
 
 
@@ -75,6 +90,7 @@ def test_the_pose_network_learns_turns_either_way_from_the_images(turning, tiny_
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["pose_route"] == "learned" and "pose" in summary["final_losses"]
+    assert 0.5 < summary["image_motion_known"] <= 1.0
     state = torch.load(out / "state.pt", weights_only=False)
     assert state["provenance"]["image_motion"] == state["image_motion"]
     net = PoseNet(tuple(state["config"]["pose_model"]["channels"]))
