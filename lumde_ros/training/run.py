@@ -37,7 +37,8 @@ from lumde_ros.training.log import RunLog
 STATE_FILE = "state.pt"
 HINTS_FOLDER = "hints"  # a run's depth hints, kept for its resumption
 STATE_FORMAT = "lumde_ros.training_state"
-STATE_VERSION = 1
+# 2: data.channel_shuffle and image_motion.keyframe_parallax, which version 1 states lack.
+STATE_VERSION = 2
 PREVIEWS = 3
 
 
@@ -223,7 +224,8 @@ def read_state(folder: Path) -> dict[str, Any]:
         raise TrainingError(f"{path} is not a lumde_ros training state")
     if state.get("version") != STATE_VERSION:
         raise TrainingError(f"{path} has state version {state.get('version')}; this lumde_ros "
-                            f"resumes version {STATE_VERSION}")
+                            f"resumes version {STATE_VERSION}: resume it with the lumde_ros "
+                            "that started it, or start a new run in another folder")
     return state
 
 

@@ -198,6 +198,9 @@ def test_bad_recordings_and_run_folders_are_refused_with_the_reason(sim_bag, tin
     assert lumde("train-teacher", "--bag", str(sim_bag), "--out", str(run), "--config", config,
                  "--steps", "2").returncode == 0
     assert "already holds a training run" in refused("--bag", str(sim_bag), "--out", str(run))
+    state = torch.load(run / "state.pt", weights_only=True)
+    torch.save({**state, "version": 1}, run / "state.pt")  # a state an older version wrote
+    assert "has state version 1" in refused("--out", str(run), "--resume")
     (run / "state.pt").write_bytes(b"\x00" * 64)
     assert "unreadable" in refused("--out", str(run), "--resume")
 
