@@ -5,9 +5,9 @@ import pytest
 from bags import copy_bag
 
 from lumde_ros.errors import BagError
-from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, MIDDLEBURY, MetricAccumulator, ProtocolMetrics,
-                                  evaluate_recording, format_table, image_metrics,
-                                  middlebury_motorcycle)
+from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, MIDDLEBURY, MetricAccumulator,
+                                  ProtocolMetrics, evaluate_recording, format_table,
+                                  image_metrics, middlebury_motorcycle)
 
 
 def test_hand_computed_values():

@@ -185,8 +185,9 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     On the learned route and with `motion`, only keyframes are used, each once the image has
     moved `motion.keyframe_parallax` from the one before (the learned route's `min_baseline_m`),
     and each triplet gets the camera motion its images show (data/image_motion.py), found
-    between consecutive keyframes at the recording's own resolution, where tracking is best. Raises TrainingError when a recording cannot serve
-    the chosen `pose_route` or yields no triplet."""
+    between consecutive keyframes at the recording's own resolution, where tracking is best.
+    Raises TrainingError when a recording cannot serve the chosen `pose_route` or yields no
+    triplet."""
     if pose_route not in POSE_ROUTES:
         raise TrainingError(f"pose route '{pose_route}' is not one of {', '.join(POSE_ROUTES)}")
     if not bags:

@@ -401,8 +401,8 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
                             f" pose route but the recordings now give the {route} route")
     objective = make_objective(config, data, dist)
     derived = {**({} if data.hints is None else {"hints": dataclasses.asdict(hints)}),
-                  **({} if data.image_motions is None
-                     else {"image_motion": dataclasses.asdict(motion)})}
+               **({} if data.image_motions is None
+                  else {"image_motion": dataclasses.asdict(motion)})}
     provenance = {"trained": True, "command": shlex.join(sys.argv), "seed": config.run.seed,
                   "pose_route": route, "recordings": data.recordings, "config": config.as_dict(),
                   "torch_version": str(torch.__version__), **derived, **provenance}
