@@ -56,6 +56,7 @@ def train(command: str, run: Path, bags: list[Path], steps: int, config: str,
           arguments: tuple[str, ...] = ()) -> dict:
     """`lumde <command>` (train-teacher or distill) with the YAML text `config`, resumed
     when a previous attempt stopped; the run's summary."""
+    run.mkdir(parents=True, exist_ok=True)
     summary = run / "summary.json"
     if summary.exists() and json.loads(summary.read_text())["finished"]:
         return json.loads(summary.read_text())
