@@ -1,7 +1,10 @@
 """Camera motion between two frames from the images alone: corners tracked across the pair
-(Lucas-Kanade, checked both ways), the essential matrix by RANSAC, and the rotation and direction of translation it implies
-(scale-free). Recordings without odometry (#21) get from it what odometry gives the others:
-a turn the pose network must reproduce, so it cannot explain a turn by sliding sideways.
+(Lucas-Kanade, checked both ways), the essential matrix by RANSAC, the rotation and direction
+of translation it implies, and how far the camera went measured in the scene's own depth
+(the tracks triangulated: metres stay unknown, but not distance against depth). Recordings
+without odometry (#21) get from it what odometry gives the others: a motion the pose network
+must reproduce, so it can neither explain a turn by sliding sideways nor shrink its
+translation until depth no longer matters.
 A pair now and then fits a wrong motion to few tracks (a 3-degree turn read as 13 on a
 simulated drive), so whoever uses these must be robust to an outlier.
 """
@@ -30,12 +33,25 @@ class ImageMotionConfig:
 class ImageMotion:
     """Motion of points from the first frame's camera to the second's: rotation (3, 3) and
     unit translation direction (3,); `inliers` matches agree with it; `parallax_px` is their
-    median image motion left once the rotation is undone (what the direction rests on)."""
+    median image motion left once the rotation is undone (what the direction rests on);
+    `depth_baselines` is their median depth in the first camera in units of the distance
+    travelled, so direction / depth_baselines is the translation in units of the scene's
+    median depth."""
 
     rotation: np.ndarray
     direction: np.ndarray
     inliers: int
     parallax_px: float
+    depth_baselines: float
+
+    def matrix(self, inverse: bool = False) -> np.ndarray:
+        """4x4 motion first -> second camera (or its inverse), the translation in units of
+        the scene's median depth (see `depth_baselines`)."""
+        translation = self.direction / self.depth_baselines
+        matrix = np.eye(4)
+        matrix[:3, :3], matrix[:3, 3] = (self.rotation.T, -self.rotation.T @ translation) \
+            if inverse else (self.rotation, translation)
+        return matrix
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
@@ -104,8 +120,23 @@ def motion_of_tracks(a: np.ndarray, b: np.ndarray, k: np.ndarray,
     if parallax < config.min_parallax_px:
         return None, (f"{parallax:.2f} px of parallax once the rotation is undone (need "
                       f"{config.min_parallax_px}): the camera turned or stood, it did not move")
-    return ImageMotion(rotation, translation.ravel() / np.linalg.norm(translation),
-                       int(inliers), parallax), ""
+    direction = translation.ravel() / np.linalg.norm(translation)
+    depth = _depths(a[keep], b[keep], rotation, direction, k)
+    depth = depth[depth > 0]
+    if len(depth) < config.min_inliers:
+        return None, (f"{len(depth)} tracks triangulate in front of the camera (need "
+                      f"{config.min_inliers})")
+    return ImageMotion(rotation, direction, int(inliers), parallax, float(np.median(depth))), ""
+
+
+def _depths(a: np.ndarray, b: np.ndarray, rotation: np.ndarray, direction: np.ndarray,
+            k: np.ndarray) -> np.ndarray:
+    """Depth (N,) of each track in the first camera, triangulated with the camera having
+    moved one unit along `direction`."""
+    first = k @ np.hstack([np.eye(3), np.zeros((3, 1))])
+    second = k @ np.hstack([rotation, direction[:, None]])
+    points = cv2.triangulatePoints(first, second, a.T, b.T)
+    return points[2] / points[3]
 
 
 def _parallax(a: np.ndarray, b: np.ndarray, rotation: np.ndarray, k: np.ndarray) -> float:

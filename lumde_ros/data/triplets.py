@@ -35,8 +35,8 @@ class Batch:
     (0: none there), or None when the run uses none; frames (B,) which frame of the data each
     target is and flipped (B,) whether it was mirrored (what per-frame caches look up), None
     for a batch not drawn from TripletData. image_motions (B, 2, 4, 4) target -> each source
-    as the images alone show it, translation a unit direction (learned route; see
-    data/image_motion.py), valid where image_motion_known (B, 2); None without."""
+    as the images alone show it, translation in units of the scene's median depth (learned
+    route; see data/image_motion.py), valid where image_motion_known (B, 2); None without."""
 
     target: torch.Tensor
     sources: list[torch.Tensor]
@@ -67,8 +67,8 @@ class TripletData:
     `why_relative`: without poses, which recordings lacked usable odometry and why.
     `hints`: depth hints (N, 1, H, W) in metres, 0 where none (data/hints.py), or None.
     `image_motions`: per triplet, target -> previous and next as the images show them
-    (M, 2, 4, 4), translation a unit direction, valid where `image_motion_known` (M, 2); None
-    on the odometry route or when not asked for."""
+    (M, 2, 4, 4), translation in units of the scene's median depth, valid where
+    `image_motion_known` (M, 2); None on the odometry route or when not asked for."""
 
     images: torch.Tensor
     k: torch.Tensor
@@ -253,22 +253,14 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         image_motion_known=torch.tensor(known) if seen else None)
 
 
-def _motion_matrix(found: ImageMotion, inverse: bool) -> np.ndarray:
-    """4x4 of an image motion (first -> second camera), or of its inverse; the translation
-    stays a unit direction."""
-    matrix = np.eye(4)
-    matrix[:3, :3], matrix[:3, 3] = (found.rotation.T, -found.rotation.T @ found.direction) \
-        if inverse else (found.rotation, found.direction)
-    return matrix
-
-
 def _triplet_motions(steps: dict[int, ImageMotion | None], target: int,
                      following: int) -> tuple[np.ndarray, list[bool]]:
     """Target -> previous and target -> next (2, 4, 4) from the motions between consecutive
-    keyframes (`steps[i]`: the keyframe before i -> keyframe i), and which two are known."""
+    keyframes (`steps[i]`: the keyframe before i -> keyframe i), translations in units of the
+    scene's median depth, and which two are known."""
     back, ahead = steps.get(target), steps.get(following)
-    return (np.stack([np.eye(4) if back is None else _motion_matrix(back, inverse=True),
-                      np.eye(4) if ahead is None else _motion_matrix(ahead, inverse=False)]),
+    return (np.stack([np.eye(4) if back is None else back.matrix(inverse=True),
+                      np.eye(4) if ahead is None else ahead.matrix()]),
             [back is not None, ahead is not None])
 
 

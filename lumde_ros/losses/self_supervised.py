@@ -34,7 +34,11 @@ def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tenso
     onto the target with its motion (B, n_sources, 4, 4) target -> source; the per-pixel
     minimum photometric error (auto-masked) plus weighted smoothness (divided by 2**scale),
     plus, where the batch has depth hints, the hint term (see `hint_error`), averaged over
-    scales. Returns the loss and its terms."""
+    scales. On the learned route (no odometry in the batch) depth is divided by each image's
+    median first: the warp then cannot gain by scaling depth and translation together, the
+    escape in which the pose network shrinks its translation until depth stops mattering and
+    depth goes flat, and the translation comes out in the unit image motion measures it in.
+    Returns the loss and its terms."""
     target, sources = batch.target, batch.sources
     height, width = target.shape[-2:]
     photo, smooth, hinted = (target.new_zeros(()) for _ in range(3))
@@ -46,6 +50,8 @@ def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tenso
         full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
             disp, (height, width), mode="bilinear", align_corners=False)
         depth = disp_to_depth(full, near_m, far_m)
+        if batch.motions is None:
+            depth = depth / depth.flatten(1).median(dim=1).values[:, None, None, None]
         error, mask = reprojection(depth, batch, motions, config.ssim_weight, unmoved)
         photo = photo + (error * mask).mean()
         if use_hints:
@@ -108,15 +114,15 @@ def self_supervised(disps: list[torch.Tensor], pose_net: nn.Module, batch: Batch
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """View synthesis of the target from both sources at every scale of `disps`. With
     odometry in the batch the warp uses it and the pose network's motion is supervised by it
-    (L1, `pose_weight`); without, the warp uses the pose network's motion, supervised with
-    the same weight by the rotation and direction of travel the images show where the batch
-    has them (`image_motion_error`)."""
+    (`motion_error`, weight `pose_weight`); without, the warp uses the pose network's motion,
+    supervised in the same way by the motion the images show where the batch has it (its
+    translation in units of the scene's median depth, as the warp's depth then is)."""
     predicted = forward_motions(pose_net, batch)
     motions = predicted if batch.motions is None else batch.motions
     loss, terms = view_synthesis(disps, batch, motions, near_m, far_m, config)
     terms = {"loss": loss, **terms}
     pose_loss = motion_error(predicted, batch.motions) if batch.motions is not None else \
-        image_motion_error(predicted, batch.image_motions, batch.image_motion_known) \
+        motion_error(predicted, batch.image_motions, batch.image_motion_known) \
         if batch.image_motions is not None else None
     if pose_loss is not None:
         loss = loss + config.pose_weight * pose_loss
@@ -132,19 +138,12 @@ def _rotation_error(predicted: torch.Tensor, reference: torch.Tensor) -> torch.T
     return (predicted[..., :3, :3] - reference[..., :3, :3]).abs().sum((-2, -1)) / 2
 
 
-def motion_error(predicted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Mean L1 distance between motions (B, n, 4, 4): rotation (`_rotation_error`) plus
-    translation (metres)."""
+def motion_error(predicted: torch.Tensor, reference: torch.Tensor,
+                 known: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean L1 distance between motions (B, n, 4, 4), over the `known` (B, n) ones when given:
+    rotation (`_rotation_error`) plus translation (in the reference's unit)."""
     translation = (predicted[..., :3, 3] - reference[..., :3, 3]).abs().sum(-1)
-    return (_rotation_error(predicted, reference) + translation).mean()
-
-
-def image_motion_error(predicted: torch.Tensor, seen: torch.Tensor,
-                       known: torch.Tensor) -> torch.Tensor:
-    """Mean over the `known` (B, n) motions of the rotation error plus 1 - the cosine between
-    the translations: images show how the camera turned and which way it went, not how far,
-    so the depth's scale stays the pose network's to choose."""
-    direction = 1 - F.cosine_similarity(predicted[..., :3, 3], seen[..., :3, 3], dim=-1,
-                                        eps=1e-6)
-    error = (_rotation_error(predicted, seen) + direction) * known
-    return error.sum() / known.sum().clamp_min(1)
+    error = _rotation_error(predicted, reference) + translation
+    if known is None:
+        return error.mean()
+    return (error * known).sum() / known.sum().clamp_min(1)

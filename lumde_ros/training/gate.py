@@ -4,9 +4,10 @@ error) at most `margin` worse than the serving model's.
 
 With odometry the frames are reprojected with the odometry motion, so the gate judges the
 depth alone, metric scale included: a model whose metres are wrong warps to the wrong pixels.
-Without odometry the motion comes from the new run's pose network, whose translation has no
-fixed scale; each model's depth is then tried at a few global scale factors and judged at its
-best one, so the gate compares the shape of the depth, not an arbitrary unit.
+Without odometry the motion comes from the new run's pose network, whose translation is in
+units of each frame's median depth (as it was trained, losses/self_supervised.py); each
+model's depth is then divided by its median per frame and tried at a few global scale factors
+around that, judged at its best one, so the gate compares the shape of the depth, not a unit.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
 from lumde_ros.losses.photometric import photometric_error
 from lumde_ros.losses.self_supervised import forward_motions
 
-# Global depth factors tried without odometry (the pose network's unit is arbitrary).
+# Factors on median-normalised depth tried without odometry (a pose network is never exact).
 RELATIVE_SCALES = tuple(float(2.0 ** e) for e in np.linspace(-3, 3, 25))
 CHUNK = 8
 
@@ -102,6 +103,8 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
         figures[role] = {"model": str(model) if model else "(default)"}
         try:
             depths, metric = model_depths(model, data)
+            if not data.metric:
+                depths = depths / np.median(depths, axis=(1, 2, 3), keepdims=True)
         except ModelLoadError as err:  # judged as unusable, with the loader's reason
             figures[role].update(photometric_error=math.nan, finite=False, scale=math.nan,
                                  error=str(err))

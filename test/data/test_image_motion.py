@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lumde_ros.data.image_motion import ImageMotionConfig, image_motion
+from lumde_ros.data.image_motion import (ImageMotionConfig, image_motion, motion_of_tracks,
+                                         tracked_points)
 from lumde_ros.data.recording import Recording
 from lumde_ros.geometry import pose_matrix, quaternion_from_rpy
 from lumde_ros.training.config import load_section
@@ -52,6 +53,33 @@ def test_rotation_and_direction_agree_with_odometry_turning_either_way(sim_bag, 
     # The turn, of the right sign; a pair now and then fits a wrong motion to few tracks, so
     # whoever uses these must be robust to an outlier.
     assert np.median(off) < 0.5 and (off < 1.0).mean() >= 0.7, yaws
+
+
+def test_the_distance_travelled_is_measured_in_the_scenes_depth(sim_bag):
+    """How far the camera went against how far the tracked points are: the median ground-truth
+    depth of the tracks divided by the odometry's baseline, which is what makes the learned
+    route's translation a target with a size."""
+    with Recording(sim_bag) as recording:
+        frames = [f for f in recording.frames() if f.odom_from_camera is not None]
+    found_ratios, true_ratios = [], []
+    for first, second in zip(frames, frames[2:]):
+        gray = [cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY) for f in (first, second)]
+        a, b = tracked_points(*gray, CONFIG)
+        found, _ = motion_of_tracks(a, b, first.intrinsics.matrix(), CONFIG)
+        if found is None:
+            continue
+        column, row = np.round(a).astype(int).T
+        depth = np.median(first.depth[row, column])
+        baseline = np.linalg.norm(second.odom_from_camera[:3, 3] - first.odom_from_camera[:3, 3])
+        found_ratios.append(found.depth_baselines)
+        true_ratios.append(depth / baseline)
+        translation = found.matrix()[:3, 3]
+        assert np.linalg.norm(translation) == pytest.approx(1 / found.depth_baselines)
+        inverse = found.matrix(inverse=True) @ found.matrix()
+        assert np.allclose(inverse, np.eye(4), atol=1e-9)
+    assert len(found_ratios) >= 4
+    error = np.abs(np.log(np.array(found_ratios) / np.array(true_ratios)))
+    assert np.median(error) < np.log(1.15), (found_ratios, true_ratios)
 
 
 def test_pairs_without_texture_or_motion_are_refused_with_the_reason(sim_bag):

@@ -48,7 +48,7 @@ def _odometry_yaws(bag) -> np.ndarray:
 
 def test_keyframes_without_odometry_have_parallax_and_the_motion_their_images_show(turning):
     """Keyframes are about as far apart as the odometry route's 5 cm, and the motion between
-    them agrees with odometry."""
+    them agrees with odometry: rotation, direction, and distance against the scene's depth."""
     with_odometry, without = turning
     data = load_triplets([without], *SIZE, "auto", 0.0,
                          motion=load_section("image_motion", ImageMotionConfig))
@@ -67,16 +67,23 @@ def test_keyframes_without_odometry_have_parallax_and_the_motion_their_images_sh
     poses = [frames[i][1] for i in index]
     travelled = [np.linalg.norm(b[:3, 3] - a[:3, 3]) for a, b in zip(poses, poses[1:])]
     assert 0.03 < np.median(travelled) < 0.1
-    yaw_errors, cosines = [], []
+    with Recording(with_odometry) as recording:
+        depths = [np.median(f.depth) for f in recording.frames()]
+    yaw_errors, cosines, scales = [], [], []
     for j, (_, target, following) in enumerate(data.triplets.tolist()):
         if known[j, 1]:  # target -> next, against odometry
             truth = np.linalg.inv(poses[following]) @ poses[target]
             seen = data.image_motions[j, 1].numpy()
             yaw_errors.append(abs(_yaw_deg(seen) - _yaw_deg(truth)))
-            cosines.append(seen[:3, 3] @ truth[:3, 3] / np.linalg.norm(truth[:3, 3]))
+            length, true_length = np.linalg.norm(seen[:3, 3]), np.linalg.norm(truth[:3, 3])
+            cosines.append(seen[:3, 3] @ truth[:3, 3] / length / true_length)
+            scales.append(length * depths[index[target]] / true_length)
     # a pair now and then is an outlier (see data/image_motion.py)
     assert np.median(yaw_errors) < 0.3 and np.percentile(yaw_errors, 90) < 1.0
     assert np.median(cosines) > 0.97 and np.percentile(cosines, 10) > 0.8
+    # tracks sit on texture, not evenly over the image: their median depth is near, not equal
+    # to, the image's
+    assert 0.6 < np.median(scales) < 1.6, scales
     assert load_triplets([without], *SIZE, "auto", 0.0).image_motions is None
 
 
