@@ -128,7 +128,7 @@ def _eval(args: argparse.Namespace) -> dict[str, object]:
 def _demo(args: argparse.Namespace) -> dict[str, object]:
     from lumde_ros.nodes.demo import run_demo
 
-    result = run_demo(Path(args.out), args.frames, args.rate_hz)
+    result = run_demo(Path(args.out), args.frames, args.rate_hz, args.seed)
     if args.json != STDOUT:
         print((Path(args.out) / "evaluation.txt").read_text())
     return result
@@ -275,6 +275,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_output", help="output directory")
     demo.add_argument("--frames", type=COUNT, default=80, help="frames to simulate and play")
     demo.add_argument("--rate-hz", type=POSITIVE, default=10.0, help="camera rate")
+    demo.add_argument("--seed", type=SEED, help="simulated scene (default: a held-out hall "
+                      "with furniture standing in it)")
     demo.set_defaults(run=_demo)
     teacher = sub.add_parser(
         "train-teacher", help="self-supervised teacher from recordings (no ground truth)",

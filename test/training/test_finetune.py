@@ -2,15 +2,17 @@
 and the gate, through the installed command; resuming; refusals."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import yaml
+from bags import copy_bag
 from test_teacher import lumde
 from tiny import finetune_overlay
 
-from lumde_ros.checkpoint import load_checkpoint
+from lumde_ros.checkpoint import load_checkpoint, save_checkpoint
 from lumde_ros.cli import REJECTED
 from lumde_ros.export import checkpoint_digest
 from lumde_ros.training.run import read_state
@@ -73,6 +75,32 @@ def test_finetune_trains_both_phases_from_the_given_models_and_gates_the_result(
     assert more["student"]["step"] == 5 and more["teacher"]["step"] == 3
     assert (run / "teacher" / "teacher.pt").read_bytes() == teacher_weights
     assert json.loads((run / "gate.json").read_text()) == more["gate"]
+
+
+def test_without_odometry_a_relative_pair_is_fine_tuned_on_the_images_motion_and_gated(
+        room, overlay, tiny_teacher, student_path, tmp_path):
+    """A recording made without odometry (another robot's, a hand-held camera's): the learned
+    route, the pose network supervised by the motion the images show, and the gate judging
+    both relative students through that pose network."""
+    without = copy_bag(room, tmp_path / "no_odometry", {"/odom"})
+    relative = {}
+    for role, path in (("teacher", tiny_teacher), ("student", student_path)):
+        relative[role] = save_checkpoint(dataclasses.replace(load_checkpoint(path), metric=False),
+                                         tmp_path / f"relative-{role}.pt")
+    run = tmp_path / "run"
+    out, result = finetune("--bag", str(without), "--teacher", str(relative["teacher"]),
+                           "--student", str(relative["student"]), "--out", str(run), "--config",
+                           str(overlay), "--teacher-steps", "3", "--student-steps", "3",
+                           "--holdout", "0.3", "--threads", "1")
+    assert result["finished"] and result["phase"] == "done"
+    verdict = result["gate"]
+    assert verdict["motion"] == "pose network" and verdict["triplets"] > 0
+    assert verdict["candidate"]["finite"] and verdict["serving"]["finite"], verdict
+    for phase in ("teacher", "student"):
+        state = read_state(run / phase)
+        assert state["provenance"]["pose_route"] == "learned"
+        assert "image_motion" in state["provenance"]
+    assert not load_checkpoint(run / "student" / "student.pt").metric
 
 
 def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_path):
