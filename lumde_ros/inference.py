@@ -228,6 +228,15 @@ def cached_onnx(checkpoint: Checkpoint, width: int, height: int) -> Path:
     return path
 
 
+def limit_threads(threads: int) -> None:
+    """Let torch and OpenCV each use at most `threads` CPU threads (0: their defaults, every
+    core). Both matter: OpenCV's own pool resizes every frame and tracks the image motion, and
+    left alone it takes every core from the processes beside it."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+
+
 class Predictor:
     """Runs a depth model on single RGB images with one of the BACKENDS.
 
@@ -244,8 +253,7 @@ class Predictor:
             raise ModelLoadError(f"device '{device}' requested but this PyTorch build sees no "
                                  "CUDA GPU; set device to 'cpu'")
         candidates = candidate_backends(backend, device, onnx_path is not None)
-        if threads > 0:
-            torch.set_num_threads(threads)
+        limit_threads(threads)
         self.checkpoint = checkpoint
         try:
             self.device = torch.device(device)

@@ -1,9 +1,11 @@
+import cv2
 import numpy as np
 import pytest
+import torch
 
 from lumde_ros.checkpoint import untrained_student
 from lumde_ros.errors import InferenceError, ModelLoadError
-from lumde_ros.inference import Predictor, metric_depth, resolve_scale
+from lumde_ros.inference import Predictor, limit_threads, metric_depth, resolve_scale
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,17 @@ def test_missing_cuda_is_a_clear_error():
 def test_a_misspelt_device_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="'gpu0' is not a device name: use cpu, cuda"):
         Predictor(untrained_student(), device="gpu0")
+
+
+def test_a_thread_limit_holds_for_opencv_as_for_torch():
+    """The node's and the trainer's `threads` must bound OpenCV's pool too (it resizes every
+    frame and tracks image motion), or a fine-tune beside the depth node takes every core."""
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        limit_threads(1)
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+        limit_threads(0)  # 0 leaves both as they are
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])

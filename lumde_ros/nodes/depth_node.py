@@ -68,7 +68,8 @@ PARAMS = (
               choices=BACKEND_CHOICES),
     ParamSpec("device", "Torch device: cpu, cuda or cuda:N (cuda needs backend torch).",
               read_only=True),
-    ParamSpec("threads", "CPU threads for inference (0: library default).", read_only=True,
+    ParamSpec("threads", "CPU threads for inference and image preprocessing (PyTorch and "
+              "OpenCV; 0: library default).", read_only=True,
               low=0, high=256),
     ParamSpec("input_width", "Network input width in pixels (multiple of 32); 0 with "
               "input_height 0 uses the checkpoint's size.", read_only=True, low=0, high=4096),

@@ -103,7 +103,8 @@ PARAMS = (
               low=0.01, high=0.9),
     ParamSpec("gate_margin", "Relative increase of held-out photometric error still accepted.",
               low=0.0, high=10.0),
-    ParamSpec("threads", "CPU threads of the training process (0: all).", low=0, high=256),
+    ParamSpec("threads", "CPU threads of the training process, PyTorch and OpenCV each (0: "
+              "all).", low=0, high=256),
     ParamSpec("nice", "OS priority offset of the training process.", low=0, high=19),
     ParamSpec("train_config", "YAML overlaying config/train.yaml for fine-tunes (empty: none)."),
     ParamSpec("status_period_s", "Period of ~/status and /diagnostics (seconds).",

@@ -23,7 +23,7 @@ from lumde_ros.config import load_yaml, node_defaults
 from lumde_ros.data.triplets import TripletData, load_triplets
 from lumde_ros.errors import ConfigError, LumdeError, TrainingError
 from lumde_ros.files import atomic_path
-from lumde_ros.inference import load_model_or_default, shipped_weights
+from lumde_ros.inference import limit_threads, load_model_or_default, shipped_weights
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.training.config import DistillConfig, load_section
 from lumde_ros.training.distill import distill
@@ -210,8 +210,7 @@ def judge(out: Path, bags: list[str], serving: str | None,
                                 "motion to reproject with")
         pose_net = construct(PoseNet, config.pose_model)
         pose_net.load_state_dict(modules["pose"])
-    if options.threads:
-        torch.set_num_threads(options.threads)
+    limit_threads(options.threads)
     verdict = gate(out / "student" / "student.pt", serving, data, pose_net, options.gate_margin,
                    config.photo.ssim_weight)
     with atomic_path(out / GATE_FILE) as tmp:

@@ -30,6 +30,7 @@ from lumde_ros.data.triplets import Batch, TripletData, load_triplets
 from lumde_ros.errors import TrainingError
 from lumde_ros.export import checkpoint_digest
 from lumde_ros.files import atomic_path
+from lumde_ros.inference import limit_threads
 from lumde_ros.models import build_depth_net
 from lumde_ros.training.config import DataConfig, RunConfig, from_dict, load_section
 from lumde_ros.training.log import RunLog
@@ -378,8 +379,7 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
     # CPU processes of one torchrun job share the cores unless told how many each may use.
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     threads = config.run.threads or (max(1, (os.cpu_count() or 1) // local) if local > 1 else 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    limit_threads(threads)
     hints = None  # a resumed run uses the hints it started with, or none if it had none
     if state is not None:
         hints = from_dict(HintConfig, state["hints"]) if "hints" in state else None
