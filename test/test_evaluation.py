@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from bags import copy_bag
 
+from lumde_ros.checkpoint import save_checkpoint, untrained_student
 from lumde_ros.errors import BagError
 from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, MIDDLEBURY, MetricAccumulator,
                                   ProtocolMetrics, evaluate_recording, format_table,
@@ -80,15 +81,16 @@ def test_the_camera_height_protocol_scores_the_prediction_times_the_floor_scale(
 def test_the_camera_height_line_falls_back_to_the_model_s_scale_until_a_floor_is_seen(
         tmp_path, floor_bag):
     """Odometry and the camera's mount place the camera over the floor, so there is a
-    camera-height line. The shipped student's depth of this scene has no level plane (it
-    learned other worlds): each frame is refused, with the reason, and served at the model's
-    own scale, as the node would. Without odometry there is no height, and no such line."""
-    result = evaluate_recording(floor_bag, None, 0.1, 10.0, threads=1)
+    camera-height line. An untrained student's depth is a wall facing the camera, with no level
+    plane in it: each frame is refused, with the reason, and served at the model's own scale,
+    as the node would. Without odometry there is no height, and no such line."""
+    flat = save_checkpoint(untrained_student(), tmp_path / "flat.pt")
+    result = evaluate_recording(floor_bag, flat, 0.1, 10.0, threads=1)
     assert result["floor_refused"] == result["floor_fits"] == 3  # frames 1, 4 and 7 of 8
     assert result["floor_last_refusal"].startswith("no floor in view")
     assert result[CAMERA_HEIGHT] == result["unscaled"]
     no_odometry = copy_bag(floor_bag, tmp_path / "no_odom", drop={"/odom"})
-    assert CAMERA_HEIGHT not in evaluate_recording(no_odometry, None, 0.1, 10.0, threads=1)
+    assert CAMERA_HEIGHT not in evaluate_recording(no_odometry, flat, 0.1, 10.0, threads=1)
 
 
 def test_the_middlebury_photograph_has_metric_depth_from_its_calibration():

@@ -34,11 +34,7 @@ def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tenso
     onto the target with its motion (B, n_sources, 4, 4) target -> source; the per-pixel
     minimum photometric error (auto-masked) plus weighted smoothness (divided by 2**scale),
     plus, where the batch has depth hints, the hint term (see `hint_error`), averaged over
-    scales. On the learned route (no odometry in the batch) depth is divided by each image's
-    median first: the warp then cannot gain by scaling depth and translation together, the
-    escape in which the pose network shrinks its translation until depth stops mattering and
-    depth goes flat, and the translation comes out in the unit image motion measures it in.
-    Returns the loss and its terms."""
+    scales. Returns the loss and its terms."""
     target, sources = batch.target, batch.sources
     height, width = target.shape[-2:]
     photo, smooth, hinted = (target.new_zeros(()) for _ in range(3))
@@ -50,8 +46,6 @@ def view_synthesis(disps: list[torch.Tensor], batch: Batch, motions: torch.Tenso
         full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
             disp, (height, width), mode="bilinear", align_corners=False)
         depth = disp_to_depth(full, near_m, far_m)
-        if batch.motions is None:
-            depth = depth / depth.flatten(1).median(dim=1).values[:, None, None, None]
         error, mask = reprojection(depth, batch, motions, config.ssim_weight, unmoved)
         photo = photo + (error * mask).mean()
         if use_hints:
@@ -115,8 +109,10 @@ def self_supervised(disps: list[torch.Tensor], pose_net: nn.Module, batch: Batch
     """View synthesis of the target from both sources at every scale of `disps`. With
     odometry in the batch the warp uses it and the pose network's motion is supervised by it
     (`motion_error`, weight `pose_weight`); without, the warp uses the pose network's motion,
-    supervised in the same way by the motion the images show where the batch has it (its
-    translation in units of the scene's median depth, as the warp's depth then is)."""
+    supervised in the same way by the motion the images show where the batch has it. Its
+    translation is in units of the scene's median depth, so the depth network learns that
+    unit: a flat far depth no longer explains a camera that moved (dividing depth by its
+    median instead left the disparity free to saturate flat within 700 steps)."""
     predicted = forward_motions(pose_net, batch)
     motions = predicted if batch.motions is None else batch.motions
     loss, terms = view_synthesis(disps, batch, motions, near_m, far_m, config)
