@@ -18,8 +18,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from training_runs import (MAX_DEPTH_M, MIN_DEPTH_M, aggregate, layout_of,  # noqa: E402
@@ -27,6 +25,7 @@ from training_runs import (MAX_DEPTH_M, MIN_DEPTH_M, aggregate, layout_of,  # no
 
 from lumde_ros.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from lumde_ros.evaluation import PROTOCOLS, evaluate_recording  # noqa: E402
+from lumde_ros.inference import limit_threads  # noqa: E402
 from lumde_ros.sim.recording import EVAL_SEED_START  # noqa: E402
 
 # Held out: the evaluation split's first recordings, the frames the README's figures use.
@@ -90,7 +89,7 @@ def main() -> None:
     ap.add_argument("--input-height", type=int, default=96)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: all)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads or torch.get_num_threads())
+    limit_threads(args.threads)
     train_bags = simulate(args.work / "train", range(args.train_recordings), args.train_frames)
     eval_bags = simulate(args.work / "eval", range(EVAL_SEED_START,
                                                    EVAL_SEED_START + EVAL_RECORDINGS),
