@@ -29,8 +29,9 @@ $(STAMP): setup.py package.xml requirements.txt requirements-dev.txt
 demo: $(STAMP)
 	$(BIN)/lumde demo --out demo_output
 
+# Two workers (a test module stays on one, so its module fixtures are made once).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q test
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope test
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/backends.py

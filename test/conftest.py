@@ -1,5 +1,6 @@
 """Shared fixtures. Every test session gets its own ROS domain on localhost only, so node tests
-never see another session's (or a robot's) topics."""
+never see another session's (or a robot's) topics; under pytest-xdist each worker gets the
+session's next domain, so parallel workers never see each other's either."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,10 @@ import random
 import tempfile
 from collections.abc import Iterator
 
-os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 101))
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... (set before conftests load)
+_SESSION = os.getppid() if _WORKER else os.getpid()  # workers are the session's children
+os.environ["ROS_DOMAIN_ID"] = str(random.Random(_SESSION).randint(1, 80)
+                                  + (int(_WORKER[2:]) if _WORKER else 0))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 # A fresh cache per session, so cached ONNX exports and textures are made by the code tested.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lumde-test-cache-")
