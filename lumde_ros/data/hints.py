@@ -2,13 +2,15 @@
 training (as Depth Hints, Watson et al. 2019, took them from stereo pairs). With odometry each
 frame's neighbours are views from known, metric camera positions, so testing a range of depths
 per pixel and keeping the one that makes every neighbour agree with the frame gives a metric
-depth wherever the image is textured and the robot moved sideways or forwards enough. The
+depth wherever the image is textured and the robot moved sideways or forwards enough. Without
+odometry the keyframes' motions the images show, chained in units of the scene's median depth,
+serve instead, and the hints are relative: in units of each frame's median depth. The
 teacher learns from a hint only where the hint explains the frame better than its own depth
 (losses/self_supervised.hint_error), so a wrong hint costs little and a good one speeds up
 learning the geometry a photometric loss alone finds slowly. A run finds them once and keeps
 them in its folder (`cached_hints`). benchmarks/hints.py measures them.
 
-Inputs are images and odometry only: ground truth is never read here.
+Inputs are images and odometry (or image motion) only: ground truth is never read here.
 """
 from __future__ import annotations
 
@@ -43,6 +45,16 @@ class HintConfig:
     min_contrast: float
     agreement: float
     min_views: int
+    relative_near: float
+    relative_far: float
+    relative_baselines: list[float]
+
+    def in_median_depths(self) -> HintConfig:
+        """The sweep for a recording without odometry, whose camera motion the images give
+        only in units of the scene's median depth (data/image_motion.keyframe_poses): the
+        tested depths and baselines in that unit."""
+        return dataclasses.replace(self, near_m=self.relative_near, far_m=self.relative_far,
+                                   baselines_m=self.relative_baselines)
 
 
 def plane_depths(config: HintConfig) -> torch.Tensor:

@@ -10,6 +10,7 @@ simulated drive), so whoever uses these must be robust to an outlier.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -36,13 +37,16 @@ class ImageMotion:
     median image motion left once the rotation is undone (what the direction rests on);
     `depth_baselines` is their median depth in the first camera in units of the distance
     travelled, so direction / depth_baselines is the translation in units of the scene's
-    median depth."""
+    median depth; `depth_change` is their median depth in the second camera over that in the
+    first (below 1 when the camera approached them), what keeps a chain of motions in one
+    unit (`keyframe_poses`)."""
 
     rotation: np.ndarray
     direction: np.ndarray
     inliers: int
     parallax_px: float
     depth_baselines: float
+    depth_change: float
 
     def matrix(self, inverse: bool = False) -> np.ndarray:
         """4x4 motion first -> second camera (or its inverse), the translation in units of
@@ -121,22 +125,46 @@ def motion_of_tracks(a: np.ndarray, b: np.ndarray, k: np.ndarray,
         return None, (f"{parallax:.2f} px of parallax once the rotation is undone (need "
                       f"{config.min_parallax_px}): the camera turned or stood, it did not move")
     direction = translation.ravel() / np.linalg.norm(translation)
-    depth = _depths(a[keep], b[keep], rotation, direction, k)
-    depth = depth[depth > 0]
-    if len(depth) < config.min_inliers:
-        return None, (f"{len(depth)} tracks triangulate in front of the camera (need "
+    first, second = _depths(a[keep], b[keep], rotation, direction, k)
+    front = (first > 0) & (second > 0)
+    if front.sum() < config.min_inliers:
+        return None, (f"{front.sum()} tracks triangulate in front of the cameras (need "
                       f"{config.min_inliers})")
-    return ImageMotion(rotation, direction, int(inliers), parallax, float(np.median(depth))), ""
+    depth = float(np.median(first[front]))
+    return ImageMotion(rotation, direction, int(inliers), parallax, depth,
+                       float(np.median(second[front])) / depth), ""
+
+
+def keyframe_poses(steps: Sequence[ImageMotion | None]
+                   ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Camera poses (N, 4, 4) of consecutive keyframes chained from the motions between them
+    (`steps[i]`: keyframe i-1 -> i, None where none was found), each keyframe's median depth
+    (N,) in the same unit, and the index where each chain starts. A chain's unit is the
+    median depth at its first keyframe; every step's length is measured against the depth
+    where it starts (`depth_baselines`) and carries that depth on (`depth_change`), so the
+    unit holds along the chain as the camera nears or leaves things. A missing motion starts
+    a new chain: how far apart the two chains are is unknown."""
+    poses, scales, starts = np.tile(np.eye(4), (len(steps), 1, 1)), np.ones(len(steps)), []
+    for i, step in enumerate(steps):
+        if step is None or i == 0:
+            starts.append(i)
+            continue
+        motion = step.matrix()
+        motion[:3, 3] *= scales[i - 1]  # from the previous keyframe's median depth to the unit
+        poses[i] = poses[i - 1] @ np.linalg.inv(motion)
+        scales[i] = scales[i - 1] * step.depth_change
+    return poses, scales, starts
 
 
 def _depths(a: np.ndarray, b: np.ndarray, rotation: np.ndarray, direction: np.ndarray,
-            k: np.ndarray) -> np.ndarray:
-    """Depth (N,) of each track in the first camera, triangulated with the camera having
-    moved one unit along `direction`."""
+            k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth (N,) of each track in the first camera and in the second, triangulated with the
+    camera having moved one unit along `direction`."""
     first = k @ np.hstack([np.eye(3), np.zeros((3, 1))])
-    second = k @ np.hstack([rotation, direction[:, None]])
-    points = cv2.triangulatePoints(first, second, a.T, b.T)
-    return points[2] / points[3]
+    second = np.hstack([rotation, direction[:, None]])
+    points = cv2.triangulatePoints(first, k @ second, a.T, b.T)
+    points = points[:3] / points[3]
+    return points[2], (second @ np.vstack([points, np.ones(points.shape[1])]))[2]
 
 
 def _parallax(a: np.ndarray, b: np.ndarray, rotation: np.ndarray, k: np.ndarray) -> float:

@@ -16,7 +16,7 @@ import torch
 
 from lumde_ros.data.hints import HintConfig, cached_hints
 from lumde_ros.data.image_motion import (ImageMotion, ImageMotionConfig, is_keyframe,
-                                         motion_of_tracks, tracked_points)
+                                         keyframe_poses, motion_of_tracks, tracked_points)
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.sampling import triplets
 from lumde_ros.errors import TrainingError
@@ -32,7 +32,7 @@ class Batch:
     """One training batch. target (B, 3, H, W) and sources (two of them) RGB in [0, 1];
     k (B, 3, 3) at the batch's size; motions (B, 2, 4, 4) target -> each source from odometry,
     or None on the learned-pose route; hints (B, 1, H, W) the targets' depth hints in metres
-    (0: none there), or None when the run uses none; frames (B,) which frame of the data each
+    (learned route: in units of the frame's median depth; 0: none there), or None when the run uses none; frames (B,) which frame of the data each
     target is and flipped (B,) whether it was mirrored (what per-frame caches look up), None
     for a batch not drawn from TripletData. image_motions (B, 2, 4, 4) target -> each source
     as the images alone show it, translation in units of the scene's median depth (learned
@@ -65,7 +65,8 @@ class TripletData:
     in the odometry frame (N, 4, 4) or None, and index triplets (M, 3) (previous, target, next).
     `recordings`: per recording, its path, frames kept and triplets (for logs and provenance).
     `why_relative`: without poses, which recordings lacked usable odometry and why.
-    `hints`: depth hints (N, 1, H, W) in metres, 0 where none (data/hints.py), or None.
+    `hints`: depth hints (N, 1, H, W) in metres (without poses: in units of each frame's
+    median depth), 0 where none (data/hints.py), or None.
     `image_motions`: per triplet, target -> previous and next as the images show them
     (M, 2, 4, 4), translation in units of the scene's median depth, valid where
     `image_motion_known` (M, 2); None on the odometry route or when not asked for."""
@@ -180,8 +181,9 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     them) and sample triplets. With odometry only frames the robot moved at least
     `min_baseline_m` between are used. The last `holdout` fraction of each recording's usable
     frames is kept out of training: `held_out` returns those frames' triplets instead (what
-    a new model is validated on), so the two never share a frame. With odometry and `hints`,
-    each frame gets its depth hints (kept in folder `hint_cache`; `say` reports progress).
+    a new model is validated on), so the two never share a frame. With `hints`, each target
+    gets its depth hints (kept in folder `hint_cache`; `say` reports progress): through
+    odometry, or on the learned route with `motion` through the keyframes' image motion.
     On the learned route and with `motion`, only keyframes are used, each once the image has
     moved `motion.keyframe_parallax` from the one before (the learned route's `min_baseline_m`),
     and each triplet gets the camera motion its images show (data/image_motion.py), found
@@ -223,14 +225,18 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         images += [rgb[i] for i in keep]
         ks += [k[i] for i in keep]
         poses += [pose[i] for i in keep] if use_odometry else []
-        if use_odometry and hints is not None:
-            found_hints.append(cached_hints(
-                hint_cache, {"bag": str(Path(bag).resolve()), "bytes": _size_on_disk(Path(bag)),
-                             "frames": keep},
-                torch.from_numpy(np.stack(images[offset:])).permute(0, 3, 1, 2),
-                torch.from_numpy(np.stack(ks[offset:])).float(),
-                torch.from_numpy(np.stack(poses[offset:])), hints,
-                sorted({b for _, b, _ in found}), say))
+        if hints is not None and (use_odometry or steps is not None):
+            identity = {"bag": str(Path(bag).resolve()), "bytes": _size_on_disk(Path(bag)),
+                        "frames": keep}
+            frames = torch.from_numpy(np.stack(images[offset:])).permute(0, 3, 1, 2)
+            matrices = torch.from_numpy(np.stack(ks[offset:])).float()
+            targets = sorted({b for _, b, _ in found})
+            found_hints.append(
+                cached_hints(hint_cache, identity, frames, matrices,
+                             torch.from_numpy(np.stack(poses[offset:])), hints, targets, say)
+                if use_odometry else _relative_hints(
+                    [None] + [steps[i] for i in keep[1:]], hint_cache, identity, frames,
+                    matrices, hints.in_median_depths(), targets, say))
         rows += [(a + offset, b + offset, c + offset) for a, b, c in found]
         if motion is not None and not use_odometry:
             motions = [_triplet_motions(steps or {}, keep[b], keep[c]) for _, b, c in found]
@@ -251,6 +257,23 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         hints=torch.cat(found_hints) if found_hints else None,
         image_motions=torch.from_numpy(np.stack(seen)).float() if seen else None,
         image_motion_known=torch.tensor(known) if seen else None)
+
+
+def _relative_hints(steps: list[ImageMotion | None], cache: Path | None,
+                    identity: dict[str, object], images: torch.Tensor, k: torch.Tensor,
+                    config: HintConfig, targets: list[int],
+                    say: Callable[[str], None]) -> torch.Tensor:
+    """Hints (N, 1, H, W) of consecutive keyframes without odometry, in units of each one's
+    median depth: the sweep runs through the keyframes' chained image motion (`steps[i]`:
+    keyframe i-1 -> i), one chain at a time since chains share no unit."""
+    poses, scales, starts = keyframe_poses(steps)
+    hints = []
+    for start, end in zip(starts, [*starts[1:], len(steps)]):
+        chain = cached_hints(cache, {**identity, "chain": start}, images[start:end],
+                             k[start:end], torch.from_numpy(poses[start:end]), config,
+                             [t - start for t in targets if start <= t < end], say)
+        hints.append(chain / torch.from_numpy(scales[start:end]).float().view(-1, 1, 1, 1))
+    return torch.cat(hints)
 
 
 def _triplet_motions(steps: dict[int, ImageMotion | None], target: int,

@@ -39,7 +39,8 @@ STATE_FILE = "state.pt"
 HINTS_FOLDER = "hints"  # a run's depth hints, kept for its resumption
 STATE_FORMAT = "lumde_ros.training_state"
 # 2: data.channel_shuffle and image_motion.keyframe_parallax, which version 1 states lack.
-STATE_VERSION = 2
+# 3: hints.relative_*; the learned route's pose target in units of the median depth, its hints.
+STATE_VERSION = 3
 PREVIEWS = 3
 
 

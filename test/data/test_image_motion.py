@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lumde_ros.data.image_motion import (ImageMotionConfig, image_motion, motion_of_tracks,
-                                         tracked_points)
+from lumde_ros.data.image_motion import (ImageMotionConfig, image_motion, keyframe_poses,
+                                         motion_of_tracks, tracked_points)
 from lumde_ros.data.recording import Recording
 from lumde_ros.geometry import pose_matrix, quaternion_from_rpy
 from lumde_ros.training.config import load_section
@@ -61,7 +61,7 @@ def test_the_distance_travelled_is_measured_in_the_scenes_depth(sim_bag):
     route's translation a target with a size."""
     with Recording(sim_bag) as recording:
         frames = [f for f in recording.frames() if f.odom_from_camera is not None]
-    found_ratios, true_ratios = [], []
+    found_ratios, true_ratios, found_changes, true_changes = [], [], [], []
     for first, second in zip(frames, frames[2:]):
         gray = [cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY) for f in (first, second)]
         a, b = tracked_points(*gray, CONFIG)
@@ -70,9 +70,12 @@ def test_the_distance_travelled_is_measured_in_the_scenes_depth(sim_bag):
             continue
         column, row = np.round(a).astype(int).T
         depth = np.median(first.depth[row, column])
+        column, row = np.clip(np.round(b).astype(int), 0, np.array(gray[1].shape[::-1]) - 1).T
         baseline = np.linalg.norm(second.odom_from_camera[:3, 3] - first.odom_from_camera[:3, 3])
         found_ratios.append(found.depth_baselines)
         true_ratios.append(depth / baseline)
+        found_changes.append(found.depth_change)
+        true_changes.append(np.median(second.depth[row, column]) / depth)
         translation = found.matrix()[:3, 3]
         assert np.linalg.norm(translation) == pytest.approx(1 / found.depth_baselines)
         inverse = found.matrix(inverse=True) @ found.matrix()
@@ -80,6 +83,33 @@ def test_the_distance_travelled_is_measured_in_the_scenes_depth(sim_bag):
     assert len(found_ratios) >= 4
     error = np.abs(np.log(np.array(found_ratios) / np.array(true_ratios)))
     assert np.median(error) < np.log(1.15), (found_ratios, true_ratios)
+    # the drive goes forwards: the tracks come nearer, by as much as the truth says
+    assert np.median(true_changes) < 0.99
+    error = np.abs(np.log(np.array(found_changes) / np.array(true_changes)))
+    assert np.median(error) < np.log(1.02), (found_changes, true_changes)
+
+
+def test_keyframe_poses_chain_the_motions_in_one_unit(sim_bag):
+    """Chained over every other frame (the next one is too near for a motion), the camera
+    positions are odometry's up to one scale, that scale is the first frame's median depth,
+    and a missing motion starts a new chain."""
+    with Recording(sim_bag) as recording:
+        frames = [f for f in recording.frames() if f.odom_from_camera is not None][::2]
+    steps = [None] + [image_motion(a.rgb, b.rgb, a.intrinsics.matrix(), CONFIG)[0]
+                      for a, b in zip(frames, frames[1:])]
+    assert all(step is not None for step in steps[1:])
+    poses, scales, starts = keyframe_poses(steps)
+    assert starts == [0] and scales[0] == 1.0 and np.allclose(poses[0], np.eye(4))
+    truth = np.stack([np.linalg.inv(frames[0].odom_from_camera) @ f.odom_from_camera
+                      for f in frames])[:, :3, 3]
+    found = poses[:, :3, 3]
+    metres = float(np.sum(found * truth) / np.sum(found * found))  # the unit, fitted
+    assert np.linalg.norm(found * metres - truth, axis=1).max() < 0.1 * np.linalg.norm(truth[-1])
+    a = tracked_points(*[cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY) for f in frames[:2]], CONFIG)[0]
+    column, row = np.round(a).astype(int).T
+    assert metres == pytest.approx(np.median(frames[0].depth[row, column]), rel=0.15)
+    poses, scales, starts = keyframe_poses([*steps[:3], None, *steps[4:]])
+    assert starts == [0, 3] and scales[3] == 1.0 and np.allclose(poses[3], np.eye(4))
 
 
 def test_pairs_without_texture_or_motion_are_refused_with_the_reason(sim_bag):
