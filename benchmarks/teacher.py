@@ -3,7 +3,8 @@ the varied worlds the evaluation scenes' layouts, objects and textures are never
 training), train the default teacher on both pose routes (odometry; learned pose only) with
 `lumde train-teacher`, evaluate with `lumde eval` (median-scaled and unscaled) beside the
 constant baseline (each image's own median depth) on the same frames, per layout and over
-all, and on the real Middlebury photograph. One run, one table.
+all, and on the real Middlebury photograph, and each pose network's turns against odometry.
+One run, one table.
 
     .venv/bin/python benchmarks/teacher.py --work /tmp/teacher-bench [--steps 3000]
 
@@ -18,7 +19,8 @@ import subprocess
 from pathlib import Path
 
 from training_runs import (LUMDE, MAX_DEPTH_M, MIN_DEPTH_M, PROTOCOLS, evaluate,
-                           evaluate_real, simulate, table_header, table_row, train)
+                           evaluate_real, simulate, table_header, table_row, train,
+                           yaw_agreement)
 
 from lumde_ros.evaluation import CONSTANT
 from lumde_ros.sim.recording import EVAL_SEED_START
@@ -48,6 +50,7 @@ def main() -> None:
             for route, steps in routes.items()}
     results = {route: evaluate(Path(run["checkpoint"]), eval_bags) for route, run in runs.items()}
     real = {route: evaluate_real(Path(run["checkpoint"])) for route, run in runs.items()}
+    yaws = {route: yaw_agreement(args.work / route, eval_bags) for route in routes}
     info = json.loads(subprocess.run([*LUMDE, "info", "--model", runs["odometry"]["checkpoint"],
                                       "--json"], check=True, capture_output=True,
                                      text=True).stdout)
@@ -68,8 +71,13 @@ def main() -> None:
         print(table_row("  Middlebury constant (real photo)", real["odometry"][CONSTANT]))
         for route in routes:
             print(table_row(f"  Middlebury {route}", real[route][protocol]))
+    print("\npose network's turn between consecutive held-out frames against odometry")
+    for route, yaw in yaws.items():
+        print(f"  {route:<9} slope {yaw['slope']:.3f}, correlation {yaw['correlation']:.3f} "
+              f"({yaw['pairs']} pairs)")
     (args.work / "results.json").write_text(json.dumps(
-        {"runs": runs, "results": results, "middlebury": real, "info": info}, indent=2))
+        {"runs": runs, "results": results, "middlebury": real, "yaw": yaws, "info": info},
+        indent=2))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,25 @@
 """Shared by the training benchmarks: simulated recordings, training runs through the `lumde`
 command (resumed when a previous attempt stopped), held-out evaluation with `lumde eval`
-(always beside the constant baseline on the same frames) and on the real Middlebury photo."""
+(always beside the constant baseline on the same frames) and on the real Middlebury photo,
+and a run's pose network against odometry."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from lumde_ros.data.recording import Recording
 from lumde_ros.evaluation import CONSTANT, METRICS
+from lumde_ros.geometry import pose_from_vector
+from lumde_ros.inference import resize_image
+from lumde_ros.models import PoseNet
 from lumde_ros.sim.world import load_sim_config, split_name
+from lumde_ros.training.run import STATE_FILE
 
 MIN_DEPTH_M, MAX_DEPTH_M = 0.1, 10.0
 PROTOCOLS = ("median_scaled", "unscaled")
@@ -114,3 +122,37 @@ def table_row(name: str, values: dict[str, float], width: int = 34) -> str:
 
 def table_header(title: str, width: int = 34) -> str:
     return f"{title:<{width}}" + "".join(f"{m:>9}" for m in METRICS)
+
+
+def yaw_deg(motion: np.ndarray) -> float:
+    """Turn (degrees) of a motion (4, 4) about the optical frame's y axis (down)."""
+    return math.degrees(math.atan2(motion[0, 2], motion[0, 0]))
+
+
+def yaw_agreement(run: Path, bags: list[Path]) -> dict[str, float]:
+    """A run's pose network (its state, `run`/state.pt) against odometry on `bags`: the turn
+    between consecutive frames as it predicts it and as odometry has it; the slope of a line
+    through (truth, predicted) and their correlation, the figures #21's targets name."""
+    state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=False)
+    config = state["config"]
+    net = PoseNet(tuple(config["pose_model"]["channels"])).eval()
+    net.load_state_dict(state["modules"]["pose"])
+    size = (config["data"]["input_width"], config["data"]["input_height"])
+    truth, predicted = [], []
+    for bag in bags:
+        with Recording(bag) as recording:
+            frames = [(resize_image(f.rgb, *size), f.odom_from_camera)
+                      for f in recording.frames()]
+        pairs = [(a, b, np.linalg.inv(pose_b) @ pose_a)
+                 for (a, pose_a), (b, pose_b) in zip(frames, frames[1:])
+                 if pose_a is not None and pose_b is not None]
+        first, second = (torch.from_numpy(np.stack([p[i] for p in pairs])).permute(0, 3, 1, 2)
+                         .float() / 255 for i in (0, 1))
+        with torch.no_grad():
+            found = net(first, second)
+        motions = pose_from_vector(found.axis_angle, found.translation).numpy()
+        predicted += [yaw_deg(m) for m in motions]
+        truth += [yaw_deg(p[2]) for p in pairs]
+    truth, predicted = np.array(truth), np.array(predicted)
+    return {"slope": float(np.polyfit(truth, predicted, 1)[0]),
+            "correlation": float(np.corrcoef(truth, predicted)[0, 1]), "pairs": len(truth)}
