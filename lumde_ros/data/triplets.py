@@ -32,11 +32,12 @@ class Batch:
     """One training batch. target (B, 3, H, W) and sources (two of them) RGB in [0, 1];
     k (B, 3, 3) at the batch's size; motions (B, 2, 4, 4) target -> each source from odometry,
     or None on the learned-pose route; hints (B, 1, H, W) the targets' depth hints in metres
-    (learned route: in units of the frame's median depth; 0: none there), or None when the run uses none; frames (B,) which frame of the data each
-    target is and flipped (B,) whether it was mirrored (what per-frame caches look up), None
-    for a batch not drawn from TripletData. image_motions (B, 2, 4, 4) target -> each source
-    as the images alone show it, translation in units of the scene's median depth (learned
-    route; see data/image_motion.py), valid where image_motion_known (B, 2); None without."""
+    (learned route: in units of the frame's median depth; 0: none there), or None when the
+    run uses none; frames (B,) which frame of the data each target is and flipped (B,)
+    whether it was mirrored (what per-frame caches look up), None for a batch not drawn from
+    TripletData. image_motions (B, 2, 4, 4) target -> each source as the images alone show
+    it, translation in units of the scene's median depth (learned route; see
+    data/image_motion.py), valid where image_motion_known (B, 2); None without."""
 
     target: torch.Tensor
     sources: list[torch.Tensor]
@@ -269,9 +270,10 @@ def _relative_hints(steps: list[ImageMotion | None], cache: Path | None,
     poses, scales, starts = keyframe_poses(steps)
     hints = []
     for start, end in zip(starts, [*starts[1:], len(steps)]):
+        wanted = [t - start for t in targets if start <= t < end]
         chain = cached_hints(cache, {**identity, "chain": start}, images[start:end],
-                             k[start:end], torch.from_numpy(poses[start:end]), config,
-                             [t - start for t in targets if start <= t < end], say)
+                             k[start:end], torch.from_numpy(poses[start:end]), config, wanted,
+                             say) if wanted else torch.zeros(end - start, 1, *images.shape[-2:])
         hints.append(chain / torch.from_numpy(scales[start:end]).float().view(-1, 1, 1, 1))
     return torch.cat(hints)
 

@@ -1,6 +1,7 @@
 """Depth hints: the plane sweep finds a known plane's depth, skips frames with no baseline,
 and on a simulated drive (images and odometry only; or images alone, in units of the median
-depth) hints depth far better than the constant baseline on the same pixels. Ground truth is read here only to score the hints."""
+depth) hints depth far better than the constant baseline on the same pixels. Ground truth
+is read here only to score the hints."""
 from __future__ import annotations
 
 import math
