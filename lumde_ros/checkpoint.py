@@ -36,8 +36,9 @@ class Checkpoint:
     """A depth network's weights and what is needed to serve them.
 
     input_width/input_height: the size the network was trained at (pixels).
-    metric: True when depth * depth_scale is in metres (trained with odometry);
-    False for relative depth that needs a scale from the user.
+    metric: True when depth * depth_scale is in metres (trained with odometry, or scaled from
+    the camera's height: see scale_source); False for relative depth that needs a scale from
+    the user.
     depth_scale: metres per network depth unit.
     provenance: how it was made (command, seed, data, versions), for reproducibility.
     """
@@ -66,10 +67,20 @@ class Checkpoint:
         """False only for the seeded placeholder (`untrained_student`)."""
         return self.provenance.get("trained", True) is not False
 
+    @property
+    def scale_source(self) -> str:
+        """Where its metres come from: "odometry" (trained on it), "camera_height" (the floor
+        fitted in its depth against the camera's height from tf, after training), or
+        "relative" (none: the user supplies a scale)."""
+        if not self.metric:
+            return "relative"
+        return self.provenance.get("scale", {}).get("source", "odometry")
+
     def describe(self) -> str:
         """One line for logs and diagnostics."""
         origin = self.provenance.get("source", "trained")
-        scale = "metric" if self.metric else "relative scale"
+        scale = f"metric ({self.scale_source.replace('_', ' ')})" if self.metric \
+            else "relative scale"
         return f"{self.arch} {self.input_width}x{self.input_height}, {scale}, {origin}"
 
 

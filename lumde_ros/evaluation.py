@@ -135,8 +135,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
             if frame.depth is None:
                 continue
             pred, scale = predict(frame.rgb), None
-            if frame.odom_from_camera is not None:
-                up, height_m = up_in_camera(frame.odom_from_camera)
+            if frame.floor_from_camera is not None:
+                up, height_m = up_in_camera(frame.floor_from_camera)
                 scale = floor.update(pred, frame.intrinsics, up, height_m) or 1.0
             metrics.add(pred, frame.depth, scale)
         if not metrics.frames:
@@ -171,7 +171,7 @@ def _model(checkpoint_path: str | Path | None, threads: int, backend: str):
     return predict, {"backend": predictor.backend, "model": name,
                      "parameters": sum(p.numel() for p in net.parameters()),
                      "macs": count_macs(net, predictor.width, predictor.height),
-                     "metric_model": checkpoint.metric}
+                     "metric_model": checkpoint.metric, "scale_source": checkpoint.scale_source}
 
 
 # Middlebury 2014 "Motorcycle" as scikit-image ships it (downsampled 4x); its calibration for

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,9 @@ class FloorConfig:
     max_below: float       # at most this fraction of them may lie under the floor (noise)
     fit_every: int         # frames between fits (a fit costs about 15 ms on one core)
     window: int            # fits whose scales the running estimate takes the median of
+    calibration_frames: int      # a relative run's frames fitted for its metric scale (0: none)
+    calibration_min_fits: int    # fits that must find the floor for that scale
+    calibration_max_spread: float  # their scales' interquartile range over the median, at most
 
 
 @dataclass(frozen=True)
@@ -42,12 +46,12 @@ class FloorFit:
     coverage: float
 
 
-def up_in_camera(odom_from_camera: np.ndarray) -> tuple[np.ndarray, float]:
+def up_in_camera(floor_from_camera: np.ndarray) -> tuple[np.ndarray, float]:
     """The floor's up direction in the optical frame and the camera's height above the floor,
     from the camera's pose in a frame whose z is up and whose origin lies on the floor (odom
-    by REP 105)."""
-    rotation = odom_from_camera[:3, :3]
-    return rotation.T @ np.array([0.0, 0.0, 1.0]), float(odom_from_camera[2, 3])
+    by REP 105, base_footprint by REP 120)."""
+    rotation = floor_from_camera[:3, :3]
+    return rotation.T @ np.array([0.0, 0.0, 1.0]), float(floor_from_camera[2, 3])
 
 
 def _plane(sample: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -109,6 +113,17 @@ def fit_floor(depth: np.ndarray, intrinsics: Intrinsics, up: np.ndarray, config:
     return FloorFit(normal, offset, len(on_plane) / len(points)), ""
 
 
+def floor_scale(depth: np.ndarray, intrinsics: Intrinsics, up: np.ndarray,
+                camera_height_m: float, config: FloorConfig,
+                seed: int = 0) -> tuple[float | None, str]:
+    """Metres per depth unit from one frame's floor (see fit_floor), or None and why."""
+    if camera_height_m <= 0:
+        return None, (f"the camera is {camera_height_m:.2f} m above the floor frame: tf does "
+                      "not place it over the floor")
+    fit, why = fit_floor(depth, intrinsics, up, config, seed)
+    return (None, why) if fit is None else (camera_height_m / fit.height, "")
+
+
 class FloorScale:
     """Metres per depth unit from the floor, as a running median over the last
     `config.window` fits that found the floor, fitted every `config.fit_every`-th frame:
@@ -131,11 +146,60 @@ class FloorScale:
         if (self._frames - 1) % self.config.fit_every:
             return self.value
         self.fits += 1
-        fit, why = fit_floor(depth, intrinsics, up, self.config)
-        if fit is None:
+        scale, why = floor_scale(depth, intrinsics, up, camera_height_m, self.config)
+        if scale is None:
             self.refused += 1
             self.last_refusal = why
         else:
-            self._scales.append(camera_height_m / fit.height)
+            self._scales.append(scale)
             self.value = float(np.median(self._scales))
         return self.value
+
+
+@dataclass(frozen=True)
+class FloorCalibration:
+    """One model's metres per depth unit over many frames: the median of the scales of the
+    fits that found the floor, or None and why. spread: those scales' interquartile range
+    over their median (how much the model's floor moves from frame to frame)."""
+
+    scale: float | None
+    fits: int
+    refused: int
+    spread: float
+    reason: str
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {"metres_per_unit": self.scale, "fits": self.fits, "refused": self.refused,
+                "spread": round(self.spread, 4), **({"reason": self.reason} if self.reason
+                                                    else {})}
+
+
+def calibrate(frames: Iterable[tuple[np.ndarray, Intrinsics, np.ndarray]],
+              config: FloorConfig) -> FloorCalibration:
+    """A fixed metric scale for a model whose depth is right only up to scale, from frames
+    (depth in the model's units, its intrinsics, floor_from_camera as `up_in_camera` takes
+    it): one floor fit per frame. The scale is refused, with the reason, when fewer than
+    calibration_min_fits frames show a floor or their scales disagree by more than
+    calibration_max_spread: a scale marked metric must hold for the whole model."""
+    scales, refused, last_refusal = [], 0, ""
+    for k, (depth, intrinsics, floor_from_camera) in enumerate(frames):
+        scale, why = floor_scale(depth, intrinsics, *up_in_camera(floor_from_camera), config,
+                                 seed=k)
+        if scale is None:
+            refused, last_refusal = refused + 1, why
+        else:
+            scales.append(scale)
+    fits = len(scales) + refused
+    if len(scales) < config.calibration_min_fits:
+        return FloorCalibration(None, fits, refused, math.nan, (
+            f"the floor was found in {len(scales)} of {fits} frames, "
+            f"{config.calibration_min_fits} needed" + (f" (last: {last_refusal})"
+                                                       if last_refusal else "")))
+    q25, median, q75 = np.percentile(scales, [25, 50, 75])
+    spread = float((q75 - q25) / median)
+    if spread > config.calibration_max_spread:
+        return FloorCalibration(None, fits, refused, spread, (
+            f"the floor's scale varies by {spread:.0%} between frames (interquartile range "
+            f"over the median), at most {config.calibration_max_spread:.0%} accepted: the "
+            "model's floor is not where its other depths put it"))
+    return FloorCalibration(float(median), fits, refused, spread, "")

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import pickle
 
@@ -99,3 +100,8 @@ def test_describe_names_scale_and_origin():
     assert "relative scale" in text and "untrained" in text
     assert not untrained_student().trained
     assert isinstance(untrained_student(), Checkpoint)
+    assert untrained_student().scale_source == "relative"
+    metric = dataclasses.replace(untrained_student(), metric=True)
+    assert metric.scale_source == "odometry" and "metric (odometry)" in metric.describe()
+    floor = dataclasses.replace(metric, provenance={"scale": {"source": "camera_height"}})
+    assert floor.scale_source == "camera_height" and "metric (camera height)" in floor.describe()

@@ -83,14 +83,14 @@ def test_the_camera_height_line_falls_back_to_the_model_s_scale_until_a_floor_is
     """Odometry and the camera's mount place the camera over the floor, so there is a
     camera-height line. An untrained student's depth is a wall facing the camera, with no level
     plane in it: each frame is refused, with the reason, and served at the model's own scale,
-    as the node would. Without odometry there is no height, and no such line."""
+    as the node would. Without tf there is no height, and no such line."""
     flat = save_checkpoint(untrained_student(), tmp_path / "flat.pt")
     result = evaluate_recording(floor_bag, flat, 0.1, 10.0, threads=1)
     assert result["floor_refused"] == result["floor_fits"] == 3  # frames 1, 4 and 7 of 8
     assert result["floor_last_refusal"].startswith("no floor in view")
     assert result[CAMERA_HEIGHT] == result["unscaled"]
-    no_odometry = copy_bag(floor_bag, tmp_path / "no_odom", drop={"/odom"})
-    assert CAMERA_HEIGHT not in evaluate_recording(no_odometry, flat, 0.1, 10.0, threads=1)
+    no_tf = copy_bag(floor_bag, tmp_path / "no_tf", drop={"/odom", "/tf", "/tf_static"})
+    assert CAMERA_HEIGHT not in evaluate_recording(no_tf, flat, 0.1, 10.0, threads=1)
 
 
 def test_the_middlebury_photograph_has_metric_depth_from_its_calibration():

@@ -69,3 +69,34 @@ def test_the_gate_keeps_a_trained_model_and_refuses_it_at_the_wrong_scale(
             checkpoint, depth_scale=checkpoint.depth_scale * factor), tmp_path / "wrong.pt")
         verdict = gate(wrong, student, data, None, 0.02, 0.85)
         assert not verdict["accepted"], verdict
+
+
+def test_the_shipped_teacher_made_relative_is_made_metric_again_by_the_camera_height(
+        held_out_scene, tmp_path):
+    """The shipped teacher with its metres forgotten, on the hall without odometry (the
+    camera's mount in /tf_static only): the floor in its depth gives it a scale, marked as
+    such, that serves the hall's metres better than its own (0.68 against 0.41 delta1)."""
+    from bags import copy_bag
+
+    from lumde_ros.evaluation import CAMERA_HEIGHT
+    from lumde_ros.floor import FloorConfig
+    from lumde_ros.training.camera_height import scale_from_camera_height
+    from lumde_ros.training.config import TeacherConfig, load_section
+
+    teacher = load_checkpoint(shipped_weights("teacher"))
+    relative = save_checkpoint(dataclasses.replace(teacher, metric=False),
+                               tmp_path / "relative.pt")
+    mounted = copy_bag(held_out_scene, tmp_path / "mounted", {"/odom", "/tf"})
+    found = scale_from_camera_height(relative, [mounted], load_section("teacher",
+                                                                       TeacherConfig).data,
+                                     load_section("floor", FloorConfig), threads=1)
+    assert found["metres_per_unit"] is not None, found
+    assert found["fits"] == 60 and found["spread"] <= 0.3
+    scaled = load_checkpoint(relative)
+    assert scaled.metric and scaled.scale_source == "camera_height"
+    assert scaled.provenance["scale"]["fits"] == 60
+    own = evaluate_recording(held_out_scene, shipped_weights("teacher"), 0.1, 10.0)
+    metres = evaluate_recording(held_out_scene, relative, 0.1, 10.0)
+    assert metres["scale_source"] == "camera_height"
+    assert metres["unscaled"]["a1"] > own["unscaled"]["a1"] + MARGIN
+    assert metres["unscaled"]["a1"] == pytest.approx(own[CAMERA_HEIGHT]["a1"], abs=0.1)

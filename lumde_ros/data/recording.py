@@ -28,18 +28,26 @@ TOPIC_SETTINGS = "data.image_topic / data.camera_info_topic in the training conf
                  "or --image-topic / --camera-info-topic"
 # Recordings hold camera frames, not photographs of cities: anything larger is refused.
 MAX_PIXELS = 1 << 24
+# REP 120: the robot's base projected onto the floor. Without odometry, a camera's /tf_static
+# chain up to here (or to its top) places it over the floor.
+FOOTPRINT_FRAME = "base_footprint"
 
 
 @dataclass(frozen=True)
 class RecordedFrame:
     """One camera frame. stamp_ns: header stamp; rgb uint8 (H, W, 3); depth (H, W) metres or
-    None; odom_from_camera: 4x4 pose of the optical frame in odom, or None."""
+    None; odom_from_camera: 4x4 pose of the optical frame in odom, or None; floor_from_camera:
+    its pose in a frame whose z is up and whose origin lies on the floor (odom with odometry,
+    REP 105; without, the frame at the top of the camera's /tf_static chain, or
+    base_footprint on the way there, REP 120), or None: what places the camera over the
+    floor for a metric scale from its height (floor.py)."""
 
     stamp_ns: int
     rgb: np.ndarray
     intrinsics: Intrinsics
     depth: np.ndarray | None
     odom_from_camera: np.ndarray | None
+    floor_from_camera: np.ndarray | None = None
 
 
 def _stamp(msg) -> int:
@@ -142,6 +150,11 @@ class Recording:
                            f"and none at {beside}; name the one to use: {TOPIC_SETTINGS}")
         return infos[0]
 
+    @property
+    def image_messages(self) -> int:
+        """Messages on the camera's image topic (an upper bound on the frames it gives)."""
+        return sum(c.msgcount for c in self._reader.connections if c.topic == self.image_topic)
+
     def close(self) -> None:
         self._reader.close()
 
@@ -168,9 +181,10 @@ class Recording:
             raise BagError(f"{self.path} is damaged after some messages were read: "
                            f"{type(err).__name__}: {err}") from err
 
-    def _static_mount(self, camera_frame: str, base_frame: str) -> np.ndarray | None:
+    def _static_mount(self, camera_frame: str, base_frame: str | None) -> np.ndarray | None:
         """base_frame -> camera_frame from /tf_static (read once), or None when the chain is
-        incomplete or loops."""
+        incomplete or loops. base_frame None: up to the top of the chain, or FOOTPRINT_FRAME
+        when the chain passes it (None when camera_frame has no static parent)."""
         if self._mount_parents is None:
             self._mount_parents = {}
             if "/tf_static" in self.topics:
@@ -178,8 +192,13 @@ class Recording:
                     for t in msg.transforms:
                         self._mount_parents[t.child_frame_id] = (t.header.frame_id,
                                                                  _transform(t.transform))
+        if base_frame is None and camera_frame not in self._mount_parents:
+            return None
         chain, frame, seen = np.eye(4), camera_frame, set()
         while frame != base_frame:
+            if base_frame is None and (frame == FOOTPRINT_FRAME
+                                       or frame not in self._mount_parents):
+                return chain
             if frame not in self._mount_parents or frame in seen:
                 return None
             seen.add(frame)
@@ -208,8 +227,9 @@ class Recording:
                 except IntrinsicsError as err:
                     raise BagError(f"{self.path} {topic}: {err}") from err
                 continue
-            if not mount_tried and odometry and topic == self.image_topic:
-                mount = self._static_mount(msg.header.frame_id, odometry[0][2])
+            if not mount_tried and topic == self.image_topic:
+                mount = self._static_mount(msg.header.frame_id,
+                                           odometry[0][2] if odometry else None)
                 mount_tried = True
             if topic == self.depth_topic:
                 if pending is not None and _stamp(pending[0]) == _stamp(msg):
@@ -245,11 +265,13 @@ class Recording:
         if depth is not None and depth.shape != rgb.shape[:2]:
             raise BagError(f"{self.path}: ground truth {depth.shape[1]}x{depth.shape[0]} does "
                            f"not match image {rgb.shape[1]}x{rgb.shape[0]}")
+        if not odometry:  # the static mount alone: the camera over its base on the floor
+            return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, None, mount)
         pose = None
         if mount is not None:
             base = _interpolate(odometry, _stamp(image))
             pose = None if base is None else base @ mount
-        return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose)
+        return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose, pose)
 
     def _odometry(self) -> list[tuple[int, np.ndarray, str]]:
         """(stamp, odom_from_base, base frame) of every odometry message with a usable pose,

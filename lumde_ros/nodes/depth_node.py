@@ -451,6 +451,7 @@ class DepthNode(Node):
                       model_path=served.name,
                       backend=served.predictor.backend, device=str(served.predictor.device),
                       metric=served.metric, scale_mode=self._params.scale_mode,
+                      scale_source=served.predictor.checkpoint.scale_source,
                       depth_scale=served.metres_per_unit,
                       input_qos=self._image_sub.reliability,
                       intrinsics="camera_info" if self._camera else "fallback_hfov_deg")

@@ -248,6 +248,8 @@ def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: st
     provenance: dict[str, Any] = {"source": "lumde distill"}
     if teacher is not None:
         provenance["teacher"] = model_provenance(teacher_path, teacher)
+        if "scale" in teacher.provenance:  # the student serves the teacher's scale
+            provenance["scale"] = teacher.provenance["scale"]
     if start is not None:
         provenance["init"] = model_provenance(init, start)
     return run_trainer("distill", DistillConfig, out, list(bags), config_path, steps, resume,

@@ -22,9 +22,11 @@ from lumde_ros.config import load_yaml, node_defaults
 from lumde_ros.data.triplets import TripletData, load_triplets
 from lumde_ros.errors import ConfigError, LumdeError, TrainingError
 from lumde_ros.files import atomic_path
+from lumde_ros.floor import FloorConfig
 from lumde_ros.inference import limit_threads, load_model_or_default, shipped_weights
 from lumde_ros.models import PoseNet, construct
-from lumde_ros.training.config import DistillConfig, load_section
+from lumde_ros.training.camera_height import placed_over_floor
+from lumde_ros.training.config import DistillConfig, TeacherConfig, load_section
 from lumde_ros.training.distill import distill
 from lumde_ros.training.gate import gate, relative_reason
 from lumde_ros.training.run import STATE_FILE, read_state
@@ -183,16 +185,25 @@ def check_before_training(out: Path, bags: list[str], serving: str | None,
                           options: FinetuneOptions) -> None:
     """Refuse before any training what would fail or be refused after it: a serving model
     that is not a readable student, recordings whose held-out end has no triplet for the gate,
-    or recordings without usable odometry when the serving model gives metres (the fine-tune
-    would learn relative depth)."""
+    or recordings without usable odometry when the serving model gives metres and tf does
+    not place the camera over the floor either (the fine-tune would learn relative depth;
+    with the camera's mount its scale comes from the camera's height, camera_height.py)."""
     serving_checkpoint = load_model_or_default(serving)[0]
     if serving_checkpoint.arch != "student":
         raise TrainingError(f"{serving} is not a student; pass the serving student as "
                             "--student")
     data = _held_out(out, bags, options)
     if serving_checkpoint.metric and not data.metric:
-        raise TrainingError(f"the serving model's depth is metric but {relative_reason(data)}; "
-                            "a fine-tune on these recordings would learn relative depth")
+        config = load_section("teacher", TeacherConfig, out / OVERLAY_FILE)
+        floor = load_section("floor", FloorConfig, out / OVERLAY_FILE)
+        unplaced = [b for b in bags if not placed_over_floor(b, config.data)]
+        if unplaced or not floor.calibration_frames:
+            where = (f"tf does not place the camera over the floor in {', '.join(unplaced)}"
+                     if unplaced else "floor.calibration_frames is 0")
+            raise TrainingError(f"the serving model's depth is metric but {relative_reason(data)}"
+                                f"; and {where}, so no scale can come from the camera's height "
+                                "either: a fine-tune on these recordings would learn relative "
+                                "depth")
 
 
 def judge(out: Path, bags: list[str], serving: str | None,

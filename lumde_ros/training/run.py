@@ -28,10 +28,13 @@ from lumde_ros.data.hints import HintConfig
 from lumde_ros.data.image_motion import ImageMotionConfig
 from lumde_ros.data.triplets import Batch, TripletData, load_triplets
 from lumde_ros.errors import TrainingError
+from lumde_ros.evaluation import CAMERA_HEIGHT
 from lumde_ros.export import checkpoint_digest
 from lumde_ros.files import atomic_path
+from lumde_ros.floor import FloorConfig
 from lumde_ros.inference import limit_threads
 from lumde_ros.models import build_depth_net
+from lumde_ros.training.camera_height import scale_from_camera_height
 from lumde_ros.training.config import DataConfig, RunConfig, from_dict, load_section
 from lumde_ros.training.log import RunLog
 
@@ -414,8 +417,14 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
     finally:
         if dist.world > 1:
             torch.distributed.destroy_process_group()
-    summary.update(metric=data.metric, pose_route=route, triplets=len(data),
+    summary.update(metric=objective.metric, pose_route=route, triplets=len(data),
                    processes=dist.world)
+    floor = load_section("floor", FloorConfig, config_path)
+    if summary["finished"] and dist.main and not objective.metric and floor.calibration_frames:
+        dist.say("fitting the floor in the model's depth for a metric scale")
+        summary[CAMERA_HEIGHT] = scale_from_camera_height(
+            Path(summary["checkpoint"]), paths, config.data, floor, threads)
+        summary["metric"] = summary[CAMERA_HEIGHT]["metres_per_unit"] is not None
     if data.image_motions is not None:  # how much of the learned route the images guided
         summary["image_motion_known"] = round(data.image_motion_known.float().mean().item(), 3)
     recovered = [f"{r['bag']}: {r['recovered']['messages']} messages read from its repaired "

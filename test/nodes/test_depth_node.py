@@ -70,6 +70,7 @@ def test_diagnostics_report_model_rate_and_latency(graph_factory, frames):
     # Without model_path the node serves the student the package ships: trained and metric.
     assert d["model_path"] == str(shipped_weights("student")) and "student" in d["model"]
     assert d["backend"] in ("torch", "onnxruntime", "openvino") and d["metric"] == "True"
+    assert d["scale_source"] == "odometry" and "metric (odometry)" in d["model"]
     assert float(d["latency_p50_ms"]) > 0 and float(d["forward_p50_ms"]) > 0
     assert d["input_qos"] == "reliable" and d["intrinsics"] == "camera_info"
 

@@ -103,6 +103,24 @@ def test_without_odometry_a_relative_pair_is_fine_tuned_on_the_images_motion_and
     assert not load_checkpoint(run / "student" / "student.pt").metric
 
 
+def test_without_odometry_a_metric_student_is_replaced_only_by_a_metric_one(
+        room, overlay, tiny_teacher, student_path, tmp_path):
+    """The camera's mount in tf lets a fine-tune without odometry start for a metric serving
+    student: the teacher's scale is then to come from the camera's height. A tiny teacher has
+    no floor in its depth, so its scale is refused with the reason, the result stays relative
+    and the gate keeps the metric student."""
+    without = copy_bag(room, tmp_path / "no_odometry", {"/odom"})
+    metric = save_checkpoint(dataclasses.replace(load_checkpoint(student_path), metric=True),
+                             tmp_path / "metric-student.pt")
+    out, result = finetune("--bag", str(without), "--teacher", str(tiny_teacher), "--student",
+                           str(metric), "--out", str(tmp_path / "run"), "--config",
+                           str(overlay), "--teacher-steps", "2", "--student-steps", "2",
+                           "--holdout", "0.3", "--threads", "1")
+    assert result["finished"] and out.returncode == REJECTED and not result["accepted"]
+    assert result["teacher"]["camera_height"]["reason"].startswith("the floor was found in")
+    assert "relative and would replace metric depth" in result["gate"]["reason"]
+
+
 def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_path):
     missing = lumde("finetune", "--bag", str(room), "--teacher", str(tmp_path / "none.pt"),
                     "--out", str(tmp_path / "a"))
@@ -117,16 +135,19 @@ def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_pat
     short = lumde("finetune", "--bag", str(room), "--teacher", str(tiny_teacher), "--out",
                   str(tmp_path / "d"), "--config", str(overlay), "--holdout", "0.05")
     assert short.returncode == 1 and "record longer or raise --holdout" in short.stderr
-    # ...and a fine-tune that would learn relative depth for a metric serving student.
+    # ...and a fine-tune that would learn relative depth for a metric serving student: no
+    # odometry used, and no camera mount in tf to take the scale from the camera's height.
     learned = yaml.safe_load(overlay.read_text())
     for section in learned.values():
         section["data"]["pose"] = "learned"
     (tmp_path / "learned.yaml").write_text(yaml.safe_dump(learned))
-    relative = lumde("finetune", "--bag", str(room), "--teacher", str(tiny_teacher), "--out",
-                     str(tmp_path / "e"), "--config", str(tmp_path / "learned.yaml"),
+    unmounted = copy_bag(room, tmp_path / "unmounted", {"/tf_static"})
+    relative = lumde("finetune", "--bag", str(unmounted), "--teacher", str(tiny_teacher),
+                     "--out", str(tmp_path / "e"), "--config", str(tmp_path / "learned.yaml"),
                      "--holdout", "0.3")
     assert relative.returncode == 1 and "serving model's depth is metric" in relative.stderr
     assert "pose: learned" in relative.stderr
+    assert "tf does not place the camera over the floor in" in relative.stderr
     # ...and models that are not what they are passed as.
     swapped = lumde("finetune", "--bag", str(room), "--teacher", str(tiny_teacher), "--student",
                     str(tiny_teacher), "--out", str(tmp_path / "f"), "--config", str(overlay))
