@@ -1,8 +1,9 @@
 """Depth-hint benchmark: simulate recordings (seeds of the varied worlds' training or held-out
-evaluation split, layouts cycled), find each frame's hint by plane sweep through odometry (lumde_ros/data/hints.py,
-settings from config/train.yaml's `hints`) at the teacher's training size, and score the
-hinted pixels against the simulator's ground truth beside the constant baseline (each image's
-median depth) on the same pixels. Also: the share of pixels hinted, and the time per frame.
+evaluation split, layouts cycled), find each frame's hint by plane sweep through odometry
+(lumde_ros/data/hints.py, settings from config/train.yaml's `hints`) at the teacher's
+training size, and score the hinted pixels against the simulator's ground truth beside the
+constant baseline (each image's median depth) on the same pixels. Also: the share of pixels
+hinted, and the time per frame.
 
     .venv/bin/python benchmarks/hints.py --work /tmp/hints-bench [--seeds 4] [--width 128]
         [--split evaluation]

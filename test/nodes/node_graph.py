@@ -50,7 +50,8 @@ class Graph:
                    and self.recorder.count_publishers(f"{self.namespace}/depth/image") > 0,
                    what="discovery")
         if raw and publisher_qos == "reliable" and overrides.get("input_qos", "auto") == "auto":
-            wait_until(lambda: self.node._image_sub.reliability == "reliable" == self.node._info_sub.reliability, what="QoS match")
+            wait_until(lambda: self.node._image_sub.reliability == "reliable"
+                       == self.node._info_sub.reliability, what="QoS match")
 
     @property
     def fqn(self) -> str:
