@@ -185,3 +185,31 @@ def warp(source: torch.Tensor, depth: torch.Tensor, target_to_source: torch.Tens
     # A hair of slack so border pixels of an exact reprojection are not lost to rounding.
     inside = (grid.abs() <= 1 + 1e-4).all(dim=-1, keepdim=True).permute(0, 3, 1, 2) & (z > 1e-3)
     return image, inside.to(source.dtype)
+
+
+# The floor prior's channels: the floor's inverse depth, and whether it is known.
+FLOOR_PRIOR_CHANNELS = 2
+# Inverse depth (1/m) the floor prior saturates at (a floor 0.2 m away).
+FLOOR_PRIOR_MAX_INV = 5.0
+
+
+def floor_prior(k: torch.Tensor, floor_from_camera: torch.Tensor, height: int,
+                width: int) -> torch.Tensor:
+    """What tf says of each pixel's depth before the image is looked at (B, 2, H, W): the
+    inverse depth (1/m, over FLOOR_PRIOR_MAX_INV, clamped to [0, 1]) the pixel would have if
+    it saw the floor, 0 above the horizon; and ones where the camera's pose over the floor is
+    known. k (B, 3, 3) at that size; floor_from_camera (B, 4, 4), as RecordedFrame has it
+    (z up, origin on the floor); a non-finite pose gives zeros in both channels (unknown)."""
+    floor_from_camera = floor_from_camera.to(k.dtype)
+    known = torch.isfinite(floor_from_camera).flatten(1).all(1)
+    pose = torch.where(known[:, None, None], floor_from_camera, torch.eye(4, dtype=k.dtype))
+    up = pose[:, 2, :3]  # R^T e_z: up in the camera frame
+    camera_height = pose[:, 2, 3].clamp_min(1e-3)
+    rx = (torch.arange(width, dtype=k.dtype)[None] - k[:, 0, 2, None]) / k[:, 0, 0, None]
+    ry = (torch.arange(height, dtype=k.dtype)[None] - k[:, 1, 2, None]) / k[:, 1, 1, None]
+    down = -(rx[:, None, :] * up[:, 0, None, None] + ry[:, :, None] * up[:, 1, None, None]
+             + up[:, 2, None, None])
+    inverse = (down.clamp_min(0) / camera_height[:, None, None]
+               / FLOOR_PRIOR_MAX_INV).clamp(0, 1)
+    prior = torch.stack([inverse, torch.ones_like(inverse)], dim=1)
+    return prior * known[:, None, None, None].to(k.dtype)

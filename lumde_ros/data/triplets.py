@@ -20,6 +20,7 @@ from lumde_ros.data.image_motion import (ImageMotion, ImageMotionConfig, is_keyf
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.sampling import triplets
 from lumde_ros.errors import TrainingError
+from lumde_ros.geometry import floor_prior as floor_prior_of
 from lumde_ros.inference import resize_image
 
 # How view synthesis gets the camera motion: from odometry (metric depth), from the pose
@@ -37,7 +38,9 @@ class Batch:
     whether it was mirrored (what per-frame caches look up), None for a batch not drawn from
     TripletData. image_motions (B, 2, 4, 4) target -> each source as the images alone show
     it, translation in units of the scene's median depth (learned route; see
-    data/image_motion.py), valid where image_motion_known (B, 2); None without."""
+    data/image_motion.py), valid where image_motion_known (B, 2); None without. prior
+    (B, 2, H, W): the targets' floor prior (geometry.floor_prior), or None when the run uses
+    none."""
 
     target: torch.Tensor
     sources: list[torch.Tensor]
@@ -48,12 +51,13 @@ class Batch:
     flipped: torch.Tensor | None = None
     image_motions: torch.Tensor | None = None
     image_motion_known: torch.Tensor | None = None
+    prior: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
         return Batch(self.target.to(device), [s.to(device) for s in self.sources],
                      self.k.to(device), _to(self.motions, device), _to(self.hints, device),
                      self.frames, self.flipped, _to(self.image_motions, device),
-                     _to(self.image_motion_known, device))
+                     _to(self.image_motion_known, device), _to(self.prior, device))
 
 
 def _to(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
@@ -70,7 +74,9 @@ class TripletData:
     median depth), 0 where none (data/hints.py), or None.
     `image_motions`: per triplet, target -> previous and next as the images show them
     (M, 2, 4, 4), translation in units of the scene's median depth, valid where
-    `image_motion_known` (M, 2); None on the odometry route or when not asked for."""
+    `image_motion_known` (M, 2); None on the odometry route or when not asked for.
+    `floors`: each frame's pose over the floor (N, 4, 4; RecordedFrame.floor_from_camera),
+    NaN where tf does not give it: what the floor prior is made of."""
 
     images: torch.Tensor
     k: torch.Tensor
@@ -81,6 +87,7 @@ class TripletData:
     hints: torch.Tensor | None = None
     image_motions: torch.Tensor | None = None
     image_motion_known: torch.Tensor | None = None
+    floors: torch.Tensor | None = None
 
     @property
     def metric(self) -> bool:
@@ -91,15 +98,20 @@ class TripletData:
         return len(self.triplets)
 
     def batch(self, indices: Sequence[int], generator: torch.Generator, flip: bool,
-              color_jitter: float, channel_shuffle: bool = False) -> Batch:
+              color_jitter: float, channel_shuffle: bool = False,
+              floor_prior: float | None = None) -> Batch:
         """The triplets at `indices`, augmented with draws from `generator`: a horizontal flip
-        (image, camera matrix, motion and hint mirrored together), one brightness / contrast
-        / saturation change and, with `channel_shuffle`, one order of the colour channels,
-        each shared by a triplet's three frames, so photometric consistency holds."""
+        (image, camera matrix, motion, hint and prior mirrored together), one brightness /
+        contrast / saturation change and, with `channel_shuffle`, one order of the colour
+        channels, each shared by a triplet's three frames, so photometric consistency holds.
+        `floor_prior`: the targets' floor prior comes along, left out (unknown) for this
+        share of them, so the network also learns to do without; None: no prior."""
         picked = torch.as_tensor(list(indices), dtype=torch.long)
         rows = self.triplets[picked]
         frames = self.images[rows].float() / 255  # (B, 3, C, H, W)
         k = self.k[rows[:, 1]].clone()
+        prior = None if floor_prior is None else floor_prior_of(
+            k, self.floors[rows[:, 1]], *frames.shape[-2:])
         motions = None if self.poses is None else camera_motions(self.poses, rows)
         hints = None if self.hints is None else self.hints[rows[:, 1]].float()
         seen, known = (None, None) if self.image_motions is None else (
@@ -113,15 +125,19 @@ class TripletData:
                 motions[flipped] = moved
             if hints is not None:
                 hints[flipped] = hints[flipped].flip(-1)
+            if prior is not None:
+                prior[flipped] = prior[flipped].flip(-1)
             if seen is not None:
                 seen[flipped] = mirrored_motions(seen[flipped])
         if color_jitter > 0:
             frames = _jitter(frames, generator, color_jitter)
         if channel_shuffle:
             frames = _shuffle_channels(frames, generator)
+        if prior is not None and floor_prior > 0:
+            prior[torch.rand(len(rows), generator=generator) < floor_prior] = 0
         return Batch(frames[:, 1], [frames[:, 0], frames[:, 2]], k,
                      None if motions is None else motions.float(), hints, rows[:, 1], flipped,
-                     seen, known)
+                     seen, known, prior)
 
 
 def camera_motions(poses: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -198,14 +214,14 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     loaded = [_read(Path(bag), width, height, image_topic, camera_info_topic,
                     motion if pose_route != "odometry" else None, pose_route == "learned")
               for bag in bags]
-    without = [(bag, why) for bag, (_, _, _, why, _, _) in zip(bags, loaded) if why]
+    without = [(bag, why) for bag, (_, _, _, why, _, _, _) in zip(bags, loaded) if why]
     if pose_route == "odometry" and without:
         raise TrainingError("pose route 'odometry' needs odometry and the camera mounting in "
                             "every recording: " + "; ".join(f"{b}: {w}" for b, w in without))
     use_odometry = pose_route == "odometry" or (pose_route == "auto" and not without)
     images, ks, poses, found_hints, rows, recordings, offset = [], [], [], [], [], [], 0
-    seen, known = [], []
-    for bag, (rgb, k, pose, _, notes, steps) in zip(bags, loaded):
+    seen, known, floors = [], [], []
+    for bag, (rgb, k, pose, _, notes, steps, floor) in zip(bags, loaded):
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
             else sorted(steps) if steps is not None else list(range(len(rgb)))
         cut = len(keep) - round(holdout * len(keep))
@@ -225,6 +241,7 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
             raise TrainingError(f"{bag}: {why}")
         images += [rgb[i] for i in keep]
         ks += [k[i] for i in keep]
+        floors += [np.full((4, 4), np.nan) if floor[i] is None else floor[i] for i in keep]
         poses += [pose[i] for i in keep] if use_odometry else []
         if hints is not None and (use_odometry or steps is not None):
             identity = {"bag": str(Path(bag).resolve()), "bytes": _size_on_disk(Path(bag)),
@@ -257,7 +274,8 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
         if pose_route == "learned" else "; ".join(f"{b}: {w}" for b, w in without),
         hints=torch.cat(found_hints) if found_hints else None,
         image_motions=torch.from_numpy(np.stack(seen)).float() if seen else None,
-        image_motion_known=torch.tensor(known) if seen else None)
+        image_motion_known=torch.tensor(known) if seen else None,
+        floors=torch.from_numpy(np.stack(floors)))
 
 
 def _relative_hints(steps: list[ImageMotion | None], cache: Path | None,
@@ -305,15 +323,16 @@ class _Frame:
 
 def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topic: str,
           motion: ImageMotionConfig | None = None, motion_with_odometry: bool = False
-          ) -> tuple[list, list, list, str, dict[str, object], list | None]:
+          ) -> tuple[list, list, list, str, dict[str, object], list | None, list]:
     """Resized RGB frames, their camera matrices and poses (None where odometry does not reach
     the frame), why the recording has no usable odometry ('' when it has), what the run
     should remember of how it was read (messages skipped as damaged per topic, the repaired
     copy a dead recorder's recording was read from), and with `motion` the keyframes (see
     load_triplets), each with the image motion from the keyframe before (None: not found),
-    for a recording without odometry or, with `motion_with_odometry`, any. Topics '' are
-    found in the recording."""
-    rgb, k, pose = [], [], []
+    for a recording without odometry or, with `motion_with_odometry`, any; and the frames'
+    poses over the floor (None where tf does not give one). Topics '' are found in the
+    recording."""
+    rgb, k, pose, floor = [], [], [], []
     steps: dict[int, ImageMotion | None] | None = None
     with Recording(bag, image_topic or None, camera_info_topic or None,
                    ground_truth=False) as recording:
@@ -324,6 +343,7 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
+            floor.append(frame.floor_from_camera)
             if steps is None:
                 continue
             gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY)
@@ -351,4 +371,4 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
                "span the images")
     else:
         why = ""
-    return rgb, k, pose, why, notes, steps
+    return rgb, k, pose, why, notes, steps, floor

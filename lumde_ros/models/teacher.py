@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lumde_ros.geometry import FLOOR_PRIOR_CHANNELS
 from lumde_ros.models.blocks import init_disparity_head, normalize_image, upsample2
 from lumde_ros.models.student import DepthNetOutput
 
@@ -64,18 +65,20 @@ def _conv_elu(c_in: int, c_out: int) -> nn.Sequential:
 
 class TeacherDepthNet(nn.Module):
     """Encoder-decoder with disparity heads at `num_scales` scales (scale s: 1/2**s of the
-    input). `near_m`/`far_m`: the depth range the sigmoid disparity spans. Inputs must be
-    multiples of 32."""
+    input). `near_m`/`far_m`: the depth range the sigmoid disparity spans. `floor_prior`: the
+    encoder also takes the floor's depth as tf gives it. Inputs must be multiples of 32."""
 
     STRIDE = 32
 
     def __init__(self, num_layers: int = 18,
                  enc_channels: tuple[int, ...] = (64, 64, 128, 256, 512),
                  dec_channels: tuple[int, ...] = (16, 32, 64, 128, 256), num_scales: int = 4,
-                 near_m: float = 0.1, far_m: float = 20.0) -> None:
+                 near_m: float = 0.1, far_m: float = 20.0, floor_prior: bool = False) -> None:
         super().__init__()
         self.near_m, self.far_m, self.num_scales = near_m, far_m, num_scales
-        self.encoder = ResNetEncoder(num_layers, enc_channels)
+        self.floor_prior = floor_prior
+        self.encoder = ResNetEncoder(num_layers, enc_channels,
+                                     3 + (FLOOR_PRIOR_CHANNELS if floor_prior else 0))
         self.up0, self.up1 = nn.ModuleList(), nn.ModuleList()
         c_up = enc_channels[-1]
         for i in reversed(range(5)):
@@ -89,9 +92,16 @@ class TeacherDepthNet(nn.Module):
         for head in self.heads:
             init_disparity_head(head[1], near_m, far_m)
 
-    def forward(self, image: torch.Tensor) -> DepthNetOutput:
-        """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32."""
-        features = self.encoder(normalize_image(image))
+    def forward(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> DepthNetOutput:
+        """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32. With `floor_prior`
+        the network also takes what tf says of the depth (geometry.floor_prior, B x 2 x H x W);
+        None: not known (zeros, as it is trained to see now and then)."""
+        x = normalize_image(image)
+        if self.floor_prior:
+            if prior is None:
+                prior = image.new_zeros(image.shape[0], FLOOR_PRIOR_CHANNELS, *image.shape[2:])
+            x = torch.cat([x, prior], dim=1)
+        features = self.encoder(x)
         x = features[-1]
         disps: list[torch.Tensor] = []
         for k, i in enumerate(reversed(range(5))):

@@ -52,13 +52,15 @@ class DataConfig:
     flip: bool
     color_jitter: float
     channel_shuffle: bool
+    floor_prior_dropout: float
     holdout: float
     image_topic: str
     camera_info_topic: str
 
     def __post_init__(self) -> None:
         _require(self, "data", positive=("input_width", "input_height"),
-                 non_negative=("min_baseline_m",), fractions=("color_jitter", "holdout"))
+                 non_negative=("min_baseline_m",),
+                 fractions=("color_jitter", "floor_prior_dropout", "holdout"))
 
 
 def _require(config: Any, where: str, positive: tuple[str, ...] = (),

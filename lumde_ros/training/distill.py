@@ -236,6 +236,10 @@ def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: st
         if teacher.arch != "teacher":
             raise TrainingError(f"{teacher_path} is a {teacher.arch}, not a teacher (lumde "
                                 "train-teacher makes one)")
+        if teacher.arch_config.get("floor_prior"):
+            raise TrainingError(f"{teacher_path} takes the floor prior, which distillation "
+                                "does not give it yet: distil from a teacher trained without "
+                                "model.floor_prior")
         if started and checkpoint_digest(teacher) != started["digest"]:
             raise TrainingError(f"{teacher_path} is not the teacher this run started with "
                                 f"({started['path']})")

@@ -43,7 +43,8 @@ HINTS_FOLDER = "hints"  # a run's depth hints, kept for its resumption
 STATE_FORMAT = "lumde_ros.training_state"
 # 2: data.channel_shuffle and image_motion.keyframe_parallax, which version 1 states lack.
 # 3: hints.relative_*; the learned route's pose target in units of the median depth, its hints.
-STATE_VERSION = 3
+# 4: data.floor_prior_dropout.
+STATE_VERSION = 4
 PREVIEWS = 3
 
 
@@ -255,6 +256,8 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
                                 f"{dist.world}")
         step, skipped, in_row = state["step"], state["skipped"], state["skipped_in_row"]
         torch.set_rng_state(state["torch_rng"])
+    prior = data_config.floor_prior_dropout \
+        if getattr(objective.modules["depth"], "floor_prior", False) else None
     log = RunLog(out, objective.name, run.steps, run.log_every, step, enabled=dist.main)
     spread = np.linspace(0, len(data) - 1, min(PREVIEWS, len(data))).round().astype(int)
     shown = data.batch(spread.tolist(), torch.Generator(), False, 0.0).target
@@ -282,7 +285,7 @@ def train(objective: Objective, data: TripletData, run: RunConfig, data_config: 
             generator = torch.Generator().manual_seed(derived_seed(run.seed, _AUGMENT, step,
                                                                    dist.rank))
             batch = data.batch(indices, generator, data_config.flip, data_config.color_jitter,
-                               data_config.channel_shuffle).to(dist.device)
+                               data_config.channel_shuffle, prior).to(dist.device)
             factor = lr_factor(run, step)
             values, ok = {}, True
             for update in objective.updates:

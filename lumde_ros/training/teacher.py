@@ -39,8 +39,8 @@ class TeacherObjective(Objective):
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         net = self.modules["depth"]
-        loss, terms = self_supervised(self.depth(batch.target).disps, self.pose, batch,
-                                      net.near_m, net.far_m, self.config.loss)
+        loss, terms = self_supervised(self.depth(batch.target, batch.prior).disps, self.pose,
+                                      batch, net.near_m, net.far_m, self.config.loss)
         return loss, {k: float(v.detach()) for k, v in terms.items()}
 
 
