@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--student-steps", type=int, default=2000)
     ap.add_argument("--input-width", type=int, default=128, help="both networks' input")
     ap.add_argument("--input-height", type=int, default=96)
+    ap.add_argument("--channel-shuffle", action=argparse.BooleanOptionalAction, default=False,
+                    help="data.channel_shuffle of both runs")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: all)")
     args = ap.parse_args()
     limit_threads(args.threads)
@@ -95,6 +97,7 @@ def main() -> None:
                                                    EVAL_SEED_START + EVAL_RECORDINGS),
                          EVAL_FRAMES)
     settings = (f"  run: {{threads: {args.threads}}}\n  data:\n    pose: odometry\n"
+                f"    channel_shuffle: {str(args.channel_shuffle).lower()}\n"
                 f"    input_width: {args.input_width}\n    input_height: {args.input_height}\n")
     teacher = Path(train("train-teacher", args.work / "teacher", train_bags, args.teacher_steps,
                          "teacher:\n" + settings)["checkpoint"])
