@@ -170,8 +170,8 @@ class FloorCalibration:
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {"metres_per_unit": self.scale, "fits": self.fits, "refused": self.refused,
-                "spread": round(self.spread, 4), **({"reason": self.reason} if self.reason
-                                                    else {})}
+                "spread": None if math.isnan(self.spread) else round(self.spread, 4),
+                **({"reason": self.reason} if self.reason else {})}
 
 
 def calibrate(frames: Iterable[tuple[np.ndarray, Intrinsics, np.ndarray]],
@@ -190,6 +190,10 @@ def calibrate(frames: Iterable[tuple[np.ndarray, Intrinsics, np.ndarray]],
         else:
             scales.append(scale)
     fits = len(scales) + refused
+    if not fits:
+        return FloorCalibration(None, 0, 0, math.nan, (
+            "tf places the camera over the floor in no frame (odometry with the camera's "
+            "mount in /tf_static, or the mount alone, is needed)"))
     if len(scales) < config.calibration_min_fits:
         return FloorCalibration(None, fits, refused, math.nan, (
             f"the floor was found in {len(scales)} of {fits} frames, "

@@ -5,6 +5,7 @@ checkpoint is marked metric only when that scale holds over the run's recordings
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 
 from lumde_ros.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from lumde_ros.data.recording import Recording
+from lumde_ros.errors import ModelLoadError
 from lumde_ros.floor import FloorCalibration, FloorConfig, calibrate
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.inference import DepthScale, Predictor
@@ -69,8 +71,11 @@ def scale_from_camera_height(path: Path, bags: Sequence[str | Path], data: DataC
     """Rewrite the relative checkpoint at `path` as metric when `camera_height_scale` finds
     its scale, recording how in its provenance ("scale"); returns what was found (with the
     reason when the checkpoint stays relative)."""
-    checkpoint = load_checkpoint(path)
-    found = camera_height_scale(checkpoint, bags, data, floor, threads)
+    try:
+        checkpoint = load_checkpoint(path)
+        found = camera_height_scale(checkpoint, bags, data, floor, threads)
+    except ModelLoadError as err:  # e.g. a diverged run: the gate, not this, turns it away
+        return FloorCalibration(None, 0, 0, math.nan, f"the model cannot serve: {err}").as_dict()
     if found.scale is not None:
         scale = {"source": SOURCE, **found.as_dict()}
         save_checkpoint(dataclasses.replace(

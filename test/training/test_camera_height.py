@@ -104,3 +104,30 @@ def test_eval_s_camera_height_line_needs_tf_not_odometry(mounted, tmp_path):
     assert CAMERA_HEIGHT in evaluate_recording(mounted[0], None, 0.1, 10.0, threads=1)
     bare = copy_bag(mounted[0], tmp_path / "bare", {"/tf_static"})
     assert CAMERA_HEIGHT not in evaluate_recording(bare, None, 0.1, 10.0, threads=1)
+
+
+def test_no_frame_over_the_floor_and_a_model_that_cannot_serve_leave_it_relative(
+        mounted, tmp_path):
+    """What the trainer node records without tf2_msgs places no frame over the floor; a
+    diverged run's weights are not finite: either way the run stays relative, saying why,
+    and the gate judges what it left."""
+    import dataclasses as dc
+
+    import torch
+
+    from lumde_ros.checkpoint import save_checkpoint, untrained_student
+    from lumde_ros.training.camera_height import scale_from_camera_height
+    from lumde_ros.training.config import TeacherConfig
+
+    assert calibrate([], CONFIG).reason.startswith("tf places the camera over the floor in no")
+    data = load_section("teacher", TeacherConfig).data
+    student = untrained_student()
+    broken = dc.replace(student, state_dict={
+        k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+        for k, v in student.state_dict.items()})
+    path = save_checkpoint(broken, tmp_path / "diverged.pt")
+    before = path.read_bytes()
+    found = scale_from_camera_height(path, [mounted[0]], data, CONFIG, threads=1)
+    assert found["metres_per_unit"] is None and found["spread"] is None
+    assert found["reason"].startswith("the model cannot serve") and "NaN" in found["reason"]
+    assert path.read_bytes() == before
