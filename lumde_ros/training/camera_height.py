@@ -23,17 +23,12 @@ from lumde_ros.training.config import DataConfig
 SOURCE = "camera_height"  # Checkpoint.scale_source of a model scaled here
 
 
-def _topics(data: DataConfig) -> dict[str, str | None]:
-    """The recording's topics as the settings name them (None: found by type)."""
-    return {"image_topic": data.image_topic or None,
-            "camera_info_topic": data.camera_info_topic or None}
-
-
 def _frames(bags: Sequence[str | Path], data: DataConfig, count: int
             ) -> Iterator[tuple[np.ndarray, Intrinsics, np.ndarray]]:
     """(rgb, intrinsics, floor_from_camera) of about `count` frames spread evenly over the
     recordings' frames that tf places over the floor."""
-    topics = _topics(data)
+    topics = {"image_topic": data.image_topic or None,
+              "camera_info_topic": data.camera_info_topic or None}
     total = 0
     for bag in bags:
         with Recording(bag, ground_truth=False, **topics) as recording:
@@ -45,14 +40,6 @@ def _frames(bags: Sequence[str | Path], data: DataConfig, count: int
                 k += 1
                 if k % stride == 0 and frame.floor_from_camera is not None:
                     yield frame.rgb, frame.intrinsics, frame.floor_from_camera
-
-
-def placed_over_floor(bag: str | Path, data: DataConfig) -> bool:
-    """Whether tf places the recording's camera over the floor (at its first frame)."""
-    with Recording(bag, ground_truth=False, **_topics(data)) as recording:
-        frame = next(recording.frames(), None)
-        return frame is not None and frame.floor_from_camera is not None \
-            and frame.floor_from_camera[2, 3] > 0
 
 
 def camera_height_scale(checkpoint: Checkpoint, bags: Sequence[str | Path], data: DataConfig,

@@ -25,8 +25,7 @@ from lumde_ros.files import atomic_path
 from lumde_ros.floor import FloorConfig
 from lumde_ros.inference import limit_threads, load_model_or_default, shipped_weights
 from lumde_ros.models import PoseNet, construct
-from lumde_ros.training.camera_height import placed_over_floor
-from lumde_ros.training.config import DistillConfig, TeacherConfig, load_section
+from lumde_ros.training.config import DistillConfig, load_section
 from lumde_ros.training.distill import distill
 from lumde_ros.training.gate import gate, relative_reason
 from lumde_ros.training.run import STATE_FILE, read_state
@@ -197,9 +196,10 @@ def check_before_training(out: Path, bags: list[str], serving: str | None,
                             "--student")
     data = _held_out(out, bags, options)
     if serving_checkpoint.metric and not data.metric:
-        config = load_section("teacher", TeacherConfig, out / OVERLAY_FILE)
         floor = load_section("floor", FloorConfig, out / OVERLAY_FILE)
-        unplaced = [b for b in bags if not placed_over_floor(b, config.data)]
+        over_floor = (data.floors[:, 2, 3] > 0).split([r["frames"] for r in data.recordings])
+        unplaced = [r["bag"] for r, placed in zip(data.recordings, over_floor)
+                    if not placed.any()]
         if unplaced or not floor.calibration_frames:
             where = (f"tf does not place the camera over the floor in {', '.join(unplaced)}"
                      if unplaced else "floor.calibration_frames is 0")
