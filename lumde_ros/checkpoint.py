@@ -81,7 +81,8 @@ class Checkpoint:
         origin = self.provenance.get("source", "trained")
         scale = f"metric ({self.scale_source.replace('_', ' ')})" if self.metric \
             else "relative scale"
-        return f"{self.arch} {self.input_width}x{self.input_height}, {scale}, {origin}"
+        prior = ", takes the floor prior" if self.arch_config.get("floor_prior") else ""
+        return f"{self.arch} {self.input_width}x{self.input_height}, {scale}{prior}, {origin}"
 
 
 def resolved_arch_config(arch: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

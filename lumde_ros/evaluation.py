@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lumde_ros.errors import BagError
+
+if TYPE_CHECKING:
+    from lumde_ros.geometry import Intrinsics
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 # delta thresholds: the fraction of pixels with max(pred/gt, gt/pred) below 1.25**k.
@@ -134,7 +138,7 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
         for frame in recording.frames():
             if frame.depth is None:
                 continue
-            pred, scale = predict(frame.rgb), None
+            pred, scale = predict(frame.rgb, frame.intrinsics, frame.floor_from_camera), None
             if frame.floor_from_camera is not None:
                 up, height_m = up_in_camera(frame.floor_from_camera)
                 scale = floor.update(pred, frame.intrinsics, up, height_m) or 1.0
@@ -155,8 +159,9 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
 
 
 def _model(checkpoint_path: str | Path | None, threads: int, backend: str):
-    """predict(rgb) -> metric depth at the image's size, through the Predictor the depth
-    node serves with, and what to report about the model."""
+    """predict(rgb, intrinsics, floor_from_camera) -> metric depth at the image's size,
+    through the Predictor the depth node serves with (the pose over the floor, when tf gives
+    it, is what a model with the floor prior is told), and what to report about the model."""
     from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
     from lumde_ros.models import build_depth_net, count_macs
 
@@ -165,13 +170,16 @@ def _model(checkpoint_path: str | Path | None, threads: int, backend: str):
     scale = resolve_scale(checkpoint, "checkpoint", 1.0)
     net = build_depth_net(checkpoint.arch, checkpoint.arch_config)
 
-    def predict(rgb: np.ndarray) -> np.ndarray:
-        return predictor.predict(rgb, scale, (rgb.shape[1], rgb.shape[0]))
+    def predict(rgb: np.ndarray, intrinsics: Intrinsics | None = None,
+                floor_from_camera: np.ndarray | None = None) -> np.ndarray:
+        return predictor.predict(rgb, scale, (rgb.shape[1], rgb.shape[0]),
+                                 intrinsics=intrinsics, floor_from_camera=floor_from_camera)
 
     return predict, {"backend": predictor.backend, "model": name,
                      "parameters": sum(p.numel() for p in net.parameters()),
                      "macs": count_macs(net, predictor.width, predictor.height),
-                     "metric_model": checkpoint.metric, "scale_source": checkpoint.scale_source}
+                     "metric_model": checkpoint.metric, "scale_source": checkpoint.scale_source,
+                     "floor_prior": predictor.takes_floor_prior}
 
 
 # Middlebury 2014 "Motorcycle" as scikit-image ships it (downsampled 4x); its calibration for

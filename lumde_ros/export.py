@@ -3,6 +3,8 @@ graph, verified against PyTorch before it counts as done.
 
 The graph takes RGB in [0, 1] as `image` (1, 3, H, W) and returns `depth` (1, 1, H, W) in
 network units; multiply by the metadata's depth_scale for metres (1.0 for metric models).
+A model trained with the floor prior also takes `floor_prior` (1, 2, H, W): what
+geometry.floor_prior gives for the camera's pose over the floor, zeros where that is unknown.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ import torch
 from lumde_ros.checkpoint import FORMAT, FORMAT_VERSION, Checkpoint
 from lumde_ros.errors import ModelLoadError
 from lumde_ros.files import atomic_path
+from lumde_ros.geometry import FLOOR_PRIOR_CHANNELS
 from lumde_ros.models import MetricDepth, fuse_for_inference, input_size
 
 METADATA_KEY = FORMAT
 OPSET = 17
+PRIOR_INPUT = "floor_prior"
 # Largest |onnx - torch| / torch depth accepted by the export check.
 VERIFY_RTOL = 1e-4
 
@@ -55,6 +59,11 @@ def metadata(checkpoint: Checkpoint, dynamic: bool) -> dict[str, object]:
             "dynamic": dynamic}
 
 
+def takes_floor_prior(checkpoint: Checkpoint) -> bool:
+    """Whether the model's input includes the floor prior (arch_config `floor_prior`)."""
+    return bool(checkpoint.arch_config.get("floor_prior"))
+
+
 def export_onnx(checkpoint: Checkpoint, out: str | Path, width: int, height: int,
                 dynamic: bool = False, probes: int = 3) -> dict[str, object]:
     """Write `out` atomically and check it with ONNX Runtime against PyTorch on `probes`
@@ -63,10 +72,11 @@ def export_onnx(checkpoint: Checkpoint, out: str | Path, width: int, height: int
 
     out = Path(out)
     model = MetricDepth(fuse_for_inference(checkpoint.build()), 1.0).eval()
-    dummy = torch.rand(1, 3, height, width)
-    axes = {"image": {2: "height", 3: "width"}, "depth": {2: "height", 3: "width"}}
+    inputs = ["image", PRIOR_INPUT] if takes_floor_prior(checkpoint) else ["image"]
+    dummies = tuple(torch.rand(1, c, height, width) for c in input_channels(inputs))
+    axes = {name: {2: "height", 3: "width"} for name in [*inputs, "depth"]}
     with atomic_path(out, suffix=".onnx") as tmp, input_size(width, height):
-        torch.onnx.export(model, (dummy,), tmp, input_names=["image"], output_names=["depth"],
+        torch.onnx.export(model, dummies, tmp, input_names=inputs, output_names=["depth"],
                           opset_version=OPSET, dynamo=False,
                           dynamic_axes=axes if dynamic else None)
         graph = onnx.load(tmp)
@@ -76,16 +86,21 @@ def export_onnx(checkpoint: Checkpoint, out: str | Path, width: int, height: int
         entry.key, entry.value = METADATA_KEY, json.dumps(info)
         onnx.save(graph, tmp)
         sizes = [(width, height)] + ([(width + 64, height + 32)] if dynamic else [])
-        worst = verify(model, tmp, sizes, probes)
+        worst = verify(model, tmp, inputs, sizes, probes)
     return {"onnx": str(out), "input": f"{width}x{height}", "dynamic": dynamic,
             "opset": OPSET, "verified_inputs": probes * len(sizes),
             "max_relative_error": worst, "tolerance": VERIFY_RTOL}
 
 
-def verify(model: torch.nn.Module, path: Path, sizes: list[tuple[int, int]],
+def input_channels(inputs: list[str]) -> list[int]:
+    """Channels of each named graph input."""
+    return [FLOOR_PRIOR_CHANNELS if name == PRIOR_INPUT else 3 for name in inputs]
+
+
+def verify(model: torch.nn.Module, path: Path, inputs: list[str], sizes: list[tuple[int, int]],
            probes: int) -> float:
-    """Largest relative depth difference between ONNX Runtime and PyTorch; raises when it
-    exceeds VERIFY_RTOL."""
+    """Largest relative depth difference between ONNX Runtime and PyTorch on random inputs;
+    raises when it exceeds VERIFY_RTOL."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -93,10 +108,11 @@ def verify(model: torch.nn.Module, path: Path, sizes: list[tuple[int, int]],
     worst = 0.0
     for width, height in sizes:
         for _ in range(probes):
-            x = rng.random((1, 3, height, width), dtype=np.float32)
+            x = [rng.random((1, c, height, width), dtype=np.float32)
+                 for c in input_channels(inputs)]
             with torch.no_grad():
-                expected = model(torch.from_numpy(x)).numpy()
-            got = session.run(["depth"], {"image": x})[0]
+                expected = model(*map(torch.from_numpy, x)).numpy()
+            got = session.run(["depth"], dict(zip(inputs, x)))[0]
             worst = max(worst, float(np.max(np.abs(got - expected) / np.abs(expected))))
     if not worst <= VERIFY_RTOL:
         raise ModelLoadError(f"exported graph disagrees with PyTorch: relative error {worst:.2e} "

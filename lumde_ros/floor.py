@@ -54,6 +54,26 @@ def up_in_camera(floor_from_camera: np.ndarray) -> tuple[np.ndarray, float]:
     return rotation.T @ np.array([0.0, 0.0, 1.0]), float(floor_from_camera[2, 3])
 
 
+def mounted_camera(height_m: float, tilt_deg: float) -> np.ndarray:
+    """The pose over the floor (as up_in_camera takes it) of an optical frame (x right, y
+    down, z ahead) `height_m` above the floor, looking `tilt_deg` below the horizontal: what
+    a robot's fixed mount gives where its tf is not at hand."""
+    tilt = math.radians(tilt_deg)
+    pose = np.eye(4)
+    pose[:3, 0] = (0.0, -1.0, 0.0)
+    pose[:3, 1] = (-math.sin(tilt), 0.0, -math.cos(tilt))
+    pose[:3, 2] = (math.cos(tilt), 0.0, -math.sin(tilt))
+    pose[2, 3] = height_m
+    return pose
+
+
+def mount_of(floor_from_camera: np.ndarray) -> tuple[float, float]:
+    """The camera_height_m and camera_tilt_deg (the depth node's parameters) of a pose over
+    the floor: the inverse of mounted_camera, roll left out."""
+    ahead = floor_from_camera[:3, 2]
+    return float(floor_from_camera[2, 3]), math.degrees(math.asin(-np.clip(ahead[2], -1, 1)))
+
+
 def _plane(sample: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Unit normal n and offset h of the plane n.x + h = 0 through three points, or None when
     they are (nearly) on one line."""

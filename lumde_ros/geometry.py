@@ -47,6 +47,12 @@ class Intrinsics:
                 and self.width > 0 and self.height > 0)
 
     @staticmethod
+    def from_matrix(k: np.ndarray, width: int, height: int) -> Intrinsics:
+        """The intrinsics of a 3x3 camera matrix K for a `width` x `height` image."""
+        return Intrinsics(fx=float(k[0, 0]), fy=float(k[1, 1]), cx=float(k[0, 2]),
+                          cy=float(k[1, 2]), width=width, height=height)
+
+    @staticmethod
     def from_hfov(width: int, height: int, hfov_deg: float) -> Intrinsics:
         """Square pixels, centred principal point, horizontal field of view `hfov_deg`."""
         f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)

@@ -15,6 +15,8 @@ import torch
 
 from lumde_ros.checkpoint import Checkpoint
 from lumde_ros.errors import InferenceError, ModelLoadError
+from lumde_ros.export import PRIOR_INPUT, input_channels, takes_floor_prior
+from lumde_ros.geometry import FLOOR_PRIOR_CHANNELS, Intrinsics, floor_prior
 from lumde_ros.models import ARCHITECTURES, MetricDepth, fuse_for_inference
 
 SCALE_MODES = ("checkpoint", "fixed", "camera_height")
@@ -118,11 +120,12 @@ class _TorchEngine:
         model = MetricDepth(fuse_for_inference(checkpoint.build()), scale=1.0).to(device)
         self.model = model.to(memory_format=torch.channels_last)
 
-    def run(self, rgb: np.ndarray) -> np.ndarray:
+    def run(self, rgb: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
         # HWC uint8 viewed as NCHW is already channels-last: no transpose copy.
         x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
         with torch.inference_mode():
-            depth = self.model(x.to(self.device, torch.float32).div_(255.0))
+            depth = self.model(x.to(self.device, torch.float32).div_(255.0),
+                               None if prior is None else torch.from_numpy(prior).to(self.device))
         return depth[0, 0].cpu().numpy()
 
 
@@ -142,8 +145,11 @@ class _OnnxRuntimeEngine:
         except Exception as err:  # onnx and onnxruntime raise their own exception types
             raise ModelLoadError(f"ONNX Runtime cannot load {onnx_path}: {err}") from err
 
-    def run(self, rgb: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {UINT8_INPUT: np.ascontiguousarray(rgb)[None]})[0][0, 0]
+    def run(self, rgb: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
+        feed = {UINT8_INPUT: np.ascontiguousarray(rgb)[None]}
+        if prior is not None:
+            feed[PRIOR_INPUT] = prior
+        return self.session.run(None, feed)[0][0, 0]
 
 
 class _OpenVinoEngine:
@@ -162,22 +168,25 @@ class _OpenVinoEngine:
             config["INFERENCE_NUM_THREADS"] = threads
         try:
             model = core.read_model(str(onnx_path))
-            model.reshape({model.input(0).any_name: [1, 3, height, width]})
+            model.reshape({node.any_name: [1, channels, height, width] for node, channels in
+                           zip(model.inputs, input_channels([n.any_name for n in model.inputs]))})
             # The image enters as it comes, uint8 HWC; conversion and scaling run compiled
             # into the graph (see _with_uint8_input for why).
-            steps = PrePostProcessor(model)
-            steps.input().tensor().set_element_type(openvino.Type.u8).set_layout(
+            image = PrePostProcessor(model)
+            image.input(0).tensor().set_element_type(openvino.Type.u8).set_layout(
                 openvino.Layout("NHWC"))
-            steps.input().model().set_layout(openvino.Layout("NCHW"))
-            steps.input().preprocess().convert_element_type(openvino.Type.f32).scale(255.0)
-            self.compiled = core.compile_model(steps.build(), "CPU", config)
+            image.input(0).model().set_layout(openvino.Layout("NCHW"))
+            image.input(0).preprocess().convert_element_type(openvino.Type.f32).scale(255.0)
+            self.compiled = core.compile_model(image.build(), "CPU", config)
         except Exception as err:  # OpenVINO raises RuntimeError subclasses of its own
             raise ModelLoadError(f"OpenVINO cannot load {onnx_path}: {err}") from err
         self.request = self.compiled.create_infer_request()
 
-    def run(self, rgb: np.ndarray) -> np.ndarray:
-        return self.request.infer({0: np.ascontiguousarray(rgb)[None]})[
-            self.compiled.output(0)][0, 0]
+    def run(self, rgb: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
+        feed = {0: np.ascontiguousarray(rgb)[None]}
+        if prior is not None:
+            feed[1] = prior
+        return self.request.infer(feed)[self.compiled.output(0)][0, 0]
 
 
 UINT8_INPUT = "rgb"
@@ -261,6 +270,12 @@ class Predictor:
             raise ModelLoadError(f"device '{device}' is not a device name: use cpu, cuda or "
                                  "cuda:N") from err
         self.width, self.height = network_size(checkpoint, input_width, input_height)
+        # The floor prior for a model that takes one: zeros (unknown) until a pose is given,
+        # then the last one computed, since a fixed mount gives the same prior every frame.
+        self.takes_floor_prior = takes_floor_prior(checkpoint)
+        self._unknown_prior = np.zeros((1, FLOOR_PRIOR_CHANNELS, self.height, self.width),
+                                       np.float32)
+        self._last_prior: tuple[tuple, np.ndarray] | None = None
         dynamic = bool(checkpoint.provenance.get("dynamic"))
         if onnx_path is not None and not dynamic and (self.width, self.height) != (
                 checkpoint.input_width, checkpoint.input_height):
@@ -318,20 +333,45 @@ class Predictor:
         self.forward(rgb)
         return self.last_forward_s
 
-    def forward(self, rgb: np.ndarray) -> np.ndarray:
-        """Network depth (network units, network resolution) for RGB uint8 (H, W, 3)."""
+    def floor_prior(self, intrinsics: Intrinsics | None,
+                    floor_from_camera: np.ndarray | None) -> np.ndarray | None:
+        """The floor prior (1, 2, h, w) at the network's size for an image with `intrinsics`
+        taken from the pose `floor_from_camera` (geometry.floor_prior; zeros when either is
+        unknown); None for a model that does not take one."""
+        if not self.takes_floor_prior:
+            return None
+        if intrinsics is None or floor_from_camera is None:
+            return self._unknown_prior
+        k = intrinsics.resized(self.width, self.height).matrix()
+        key = (k.tobytes(), np.asarray(floor_from_camera, np.float64).tobytes())
+        if self._last_prior is None or self._last_prior[0] != key:
+            prior = floor_prior(torch.from_numpy(k)[None],
+                                torch.as_tensor(floor_from_camera, dtype=torch.float64)[None],
+                                self.height, self.width)
+            self._last_prior = (key, prior.float().numpy())
+        return self._last_prior[1]
+
+    def forward(self, rgb: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
+        """Network depth (network units, network resolution) for RGB uint8 (H, W, 3); `prior`
+        from `floor_prior` (None: unknown)."""
         rgb = resize_image(rgb, self.width, self.height)
+        if prior is None and self.takes_floor_prior:
+            prior = self._unknown_prior
         start = time.perf_counter()
-        depth = self._engine.run(rgb)
+        depth = self._engine.run(rgb, prior)
         self.last_forward_s = time.perf_counter() - start
         return depth
 
     def predict(self, rgb: np.ndarray, scale: DepthScale, out_size: tuple[int, int] | None = None,
-                min_depth_m: float = 0.0, max_depth_m: float = float("inf")) -> np.ndarray:
+                min_depth_m: float = 0.0, max_depth_m: float = float("inf"),
+                intrinsics: Intrinsics | None = None,
+                floor_from_camera: np.ndarray | None = None) -> np.ndarray:
         """Metric depth (H', W') float32 metres for RGB uint8 (H, W, 3); NaN where the network
         gave no finite value or the depth lies outside [min_depth_m, max_depth_m].
-        out_size: (width, height) of the result; default the network's resolution."""
-        depth = self.forward(rgb)
+        out_size: (width, height) of the result; default the network's resolution.
+        intrinsics (of `rgb`) and floor_from_camera: what a model with the floor prior is
+        told of the floor (either None: not known)."""
+        depth = self.forward(rgb, self.floor_prior(intrinsics, floor_from_camera))
         if out_size is not None and out_size != (self.width, self.height):
             depth = cv2.resize(depth, out_size, interpolation=cv2.INTER_LINEAR)
         return metric_depth(depth, scale.value, min_depth_m, max_depth_m)

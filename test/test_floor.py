@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lumde_ros.data.recording import Recording
-from lumde_ros.floor import FloorConfig, FloorScale, fit_floor, up_in_camera
+from lumde_ros.floor import (FloorConfig, FloorScale, fit_floor, mount_of, mounted_camera,
+                             up_in_camera)
 from lumde_ros.geometry import Intrinsics, pixel_rays, quaternion_from_rpy, pose_matrix
 from lumde_ros.training.config import load_section
 
@@ -85,3 +86,15 @@ def test_a_wall_alone_is_refused_and_the_running_scale_keeps_its_last_value():
     wall = np.full((INTRINSICS.height, INTRINSICS.width), 2.0, np.float32)
     assert floor.update(wall, INTRINSICS, UP, 0.4) == pytest.approx(4.0, rel=0.01)
     assert floor.refused == 1 and floor.last_refusal.startswith("no floor in view")
+
+
+@pytest.mark.parametrize("height_m, tilt_deg", [(0.5, 10.0), (1.2, -7.0), (0.15, 60.0)])
+def test_a_mount_is_a_rotation_whose_up_and_height_are_the_parameters(height_m, tilt_deg):
+    pose = mounted_camera(height_m, tilt_deg)
+    np.testing.assert_allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-12)
+    assert np.linalg.det(pose[:3, :3]) == pytest.approx(1.0)
+    up, height = up_in_camera(pose)
+    tilt = math.radians(tilt_deg)  # up leans towards the image's top and, tilted down, back
+    np.testing.assert_allclose(up, [0.0, -math.cos(tilt), -math.sin(tilt)], atol=1e-12)
+    assert height == height_m
+    assert mount_of(pose) == pytest.approx((height_m, tilt_deg))

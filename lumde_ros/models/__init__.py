@@ -42,15 +42,16 @@ def build_depth_net(arch: str, arch_config: dict[str, Any]) -> nn.Module:
 
 
 class MetricDepth(nn.Module):
-    """Serving form of a depth network: RGB [0, 1] (B, 3, H, W) in, depth (B, 1, H, W) out,
-    times `scale` (metres per network unit). This is what inference runs and export writes."""
+    """Serving form of a depth network: RGB [0, 1] (B, 3, H, W) (and, for a network with
+    `floor_prior`, the floor prior (B, 2, H, W)) in, depth (B, 1, H, W) out, times `scale`
+    (metres per network unit). This is what inference runs and export writes."""
 
     def __init__(self, net: nn.Module, scale: float) -> None:
         super().__init__()
         self.net, self.scale = net, float(scale)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        disp = self.net(image).disps[0]
+    def forward(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        disp = self.net(image, prior).disps[0]
         return disp_to_depth(disp, self.net.near_m, self.net.far_m) * self.scale
 
 

@@ -6,6 +6,8 @@ import math
 import torch
 from torch import nn
 
+from lumde_ros.geometry import FLOOR_PRIOR_CHANNELS
+
 # Images enter every network as RGB in [0, 1]; this fixed affine map centres them (the
 # ImageNet-like statistics Monodepth2 uses) so exported models take the same [0, 1] input.
 IMAGE_MEAN = 0.45
@@ -48,6 +50,24 @@ class InvertedResidual(nn.Module):
 def normalize_image(image: torch.Tensor) -> torch.Tensor:
     """RGB in [0, 1] (B, 3, H, W) to the centred range the encoders are trained on."""
     return (image - IMAGE_MEAN) / IMAGE_STD
+
+
+def encoder_input(image: torch.Tensor, prior: torch.Tensor | None,
+                  floor_prior: bool) -> torch.Tensor:
+    """What a depth encoder reads: the normalised image and, for a network with
+    `floor_prior`, the floor prior's channels behind it (geometry.floor_prior; None: not
+    known, zeros, as such a network is trained to see now and then)."""
+    x = normalize_image(image)
+    if not floor_prior:
+        return x
+    if prior is None:
+        prior = image.new_zeros(image.shape[0], FLOOR_PRIOR_CHANNELS, *image.shape[2:])
+    return torch.cat([x, prior], dim=1)
+
+
+def encoder_channels(floor_prior: bool) -> int:
+    """Input channels of a depth encoder: RGB, plus the floor prior's with `floor_prior`."""
+    return 3 + (FLOOR_PRIOR_CHANNELS if floor_prior else 0)
 
 
 def upsample2(x: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from lumde_ros.models.blocks import (BilinearUp2, InvertedResidual, conv_bn_act,
-                                     init_disparity_head, normalize_image, separable_conv,
-                                     upsample2)
+                                     encoder_channels, encoder_input, init_disparity_head,
+                                     separable_conv, upsample2)
 
 
 class DepthNetOutput(NamedTuple):
@@ -31,6 +31,7 @@ class StudentDepthNet(nn.Module):
     cost a third of the forward time for detail a light student cannot resolve anyway.
     Inputs must be multiples of 32.
     `near_m`/`far_m` are the depth range the sigmoid disparity spans (see geometry.disp_to_depth).
+    `floor_prior`: the stem also takes the floor's depth as tf gives it (as the teacher's).
     """
 
     STRIDE = 32
@@ -38,12 +39,14 @@ class StudentDepthNet(nn.Module):
     def __init__(self, enc_channels: tuple[int, ...] = (16, 24, 32, 64, 96),
                  dec_channels: tuple[int, ...] = (16, 16, 24, 32, 64),
                  blocks_per_stage: tuple[int, ...] = (1, 2, 2, 2, 1), expand: int = 4,
-                 num_scales: int = 4, near_m: float = 0.1, far_m: float = 20.0) -> None:
+                 num_scales: int = 4, near_m: float = 0.1, far_m: float = 20.0,
+                 floor_prior: bool = False) -> None:
         super().__init__()
         if not len(enc_channels) == len(dec_channels) == len(blocks_per_stage) == 5:
             raise ValueError("enc_channels, dec_channels and blocks_per_stage need 5 entries")
         self.near_m, self.far_m, self.num_scales = near_m, far_m, num_scales
-        self.stem = conv_bn_act(3, enc_channels[0], 3, stride=2)
+        self.floor_prior = floor_prior
+        self.stem = conv_bn_act(encoder_channels(floor_prior), enc_channels[0], 3, stride=2)
         stages = []
         c_prev = enc_channels[0]
         for i, (c, n) in enumerate(zip(enc_channels, blocks_per_stage)):
@@ -66,9 +69,10 @@ class StudentDepthNet(nn.Module):
             init_disparity_head(head, near_m, far_m)
         self.upsample_head = BilinearUp2()
 
-    def forward(self, image: torch.Tensor) -> DepthNetOutput:
-        """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32."""
-        x = self.stem(normalize_image(image))
+    def forward(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> DepthNetOutput:
+        """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32; prior: the floor
+        prior (B, 2, H, W) for a network with `floor_prior` (see blocks.encoder_input)."""
+        x = self.stem(encoder_input(image, prior, self.floor_prior))
         features = []
         for stage in self.stages:
             x = stage(x)

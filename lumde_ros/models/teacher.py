@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lumde_ros.geometry import FLOOR_PRIOR_CHANNELS
-from lumde_ros.models.blocks import init_disparity_head, normalize_image, upsample2
+from lumde_ros.models.blocks import (encoder_channels, encoder_input, init_disparity_head,
+                                     upsample2)
 from lumde_ros.models.student import DepthNetOutput
 
 # Residual blocks per stage for the selectable encoder depths (as ResNet-18 / ResNet-34).
@@ -77,8 +77,7 @@ class TeacherDepthNet(nn.Module):
         super().__init__()
         self.near_m, self.far_m, self.num_scales = near_m, far_m, num_scales
         self.floor_prior = floor_prior
-        self.encoder = ResNetEncoder(num_layers, enc_channels,
-                                     3 + (FLOOR_PRIOR_CHANNELS if floor_prior else 0))
+        self.encoder = ResNetEncoder(num_layers, enc_channels, encoder_channels(floor_prior))
         self.up0, self.up1 = nn.ModuleList(), nn.ModuleList()
         c_up = enc_channels[-1]
         for i in reversed(range(5)):
@@ -93,15 +92,9 @@ class TeacherDepthNet(nn.Module):
             init_disparity_head(head[1], near_m, far_m)
 
     def forward(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> DepthNetOutput:
-        """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32. With `floor_prior`
-        the network also takes what tf says of the depth (geometry.floor_prior, B x 2 x H x W);
-        None: not known (zeros, as it is trained to see now and then)."""
-        x = normalize_image(image)
-        if self.floor_prior:
-            if prior is None:
-                prior = image.new_zeros(image.shape[0], FLOOR_PRIOR_CHANNELS, *image.shape[2:])
-            x = torch.cat([x, prior], dim=1)
-        features = self.encoder(x)
+        """image: RGB (B, 3, H, W) in [0, 1], H and W multiples of 32; prior: the floor
+        prior (B, 2, H, W) for a network with `floor_prior` (see blocks.encoder_input)."""
+        features = self.encoder(encoder_input(image, prior, self.floor_prior))
         x = features[-1]
         disps: list[torch.Tensor] = []
         for k, i in enumerate(reversed(range(5))):

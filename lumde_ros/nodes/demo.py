@@ -31,6 +31,7 @@ from lumde_ros.config import config_path
 from lumde_ros.data import Recording
 from lumde_ros.errors import LumdeError
 from lumde_ros.evaluation import ProtocolMetrics, format_table
+from lumde_ros.floor import mount_of
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.nodes.bag_io import BagPlayer, BagRecorder
 from lumde_ros.nodes.depth_node import diagnostic_name
@@ -142,6 +143,14 @@ def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray | None) -> int:
     return len(points)
 
 
+def camera_mount(recording: Path) -> tuple[float, float]:
+    """The simulated robot's camera_height_m and camera_tilt_deg, from its first frame's
+    pose over the floor: what a user sets for their own robot's mount."""
+    with Recording(recording, ground_truth=False) as bag:
+        pose = next(frame.floor_from_camera for frame in bag.frames())
+    return (0.0, 0.0) if pose is None else mount_of(pose)
+
+
 def run_demo(out_dir: Path, frames: int, rate_hz: float, seed: int | None = None
              ) -> dict[str, object]:
     """The whole demo on the simulated scene `seed` (None: DEMO_SEED's DEMO_LAYOUT); returns
@@ -153,11 +162,13 @@ def run_demo(out_dir: Path, frames: int, rate_hz: float, seed: int | None = None
     scene = dict(seed=DEMO_SEED, layout=DEMO_LAYOUT) if seed is None else dict(seed=seed)
     simulate(SimulateOptions(out=recording, frames=frames, rate_hz=rate_hz, **scene),
              progress=True)
+    height_m, tilt_deg = camera_mount(recording)
     log = open(out_dir / "depth_node.log", "w")
     process = subprocess.Popen(depth_node_command(
         remaps=(f"image:={TOPICS['image']}", f"camera_info:={TOPICS['camera_info']}"),
         extra=["-p", "use_sim_time:=true", "-p", "depth_resolution:=input",
-               "-p", "points_stride:=2"]),
+               "-p", "points_stride:=2", "-p", f"camera_height_m:={height_m:.3f}",
+               "-p", f"camera_tilt_deg:={tilt_deg:.2f}"]),
         stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()
     executor = SingleThreadedExecutor()

@@ -12,7 +12,6 @@ costing the network a third of a core.)
 """
 from __future__ import annotations
 
-import math
 import re
 import sys
 import threading
@@ -34,7 +33,7 @@ from std_msgs.msg import Header
 
 from lumde_ros.config import node_defaults
 from lumde_ros.errors import ConfigError, IntrinsicsError, LumdeError
-from lumde_ros.floor import FloorConfig, FloorScale
+from lumde_ros.floor import FloorConfig, FloorScale, mounted_camera, up_in_camera
 from lumde_ros.geometry import Intrinsics
 from lumde_ros.inference import (BACKEND_CHOICES, SCALE_MODES, DepthScale, Predictor,
                                  load_model_or_default, metric_depth, resolve_scale)
@@ -89,10 +88,11 @@ PARAMS = (
     ParamSpec("depth_scale", "Metres per network depth unit when scale_mode is fixed.",
               low=1e-6, high=1e6),
     ParamSpec("camera_height_m", "Height of the camera's optical centre above the floor "
-              "(metres), for scale_mode camera_height.", low=0.0, high=100.0),
+              "(metres; 0: not known), for scale_mode camera_height and for models that take "
+              "the floor prior (they are told where the floor is).", low=0.0, high=100.0),
     ParamSpec("camera_tilt_deg", "Degrees the camera looks below the horizontal (negative: "
-              "above), for scale_mode camera_height; the floor is looked for within "
-              "max_tilt_deg of it (config/train.yaml, floor).", low=-90.0, high=90.0),
+              "above), with camera_height_m; the floor is looked for within max_tilt_deg of it "
+              "(config/train.yaml, floor).", low=-90.0, high=90.0),
     ParamSpec("image_transport", "raw subscribes `image`; compressed subscribes "
               "`image/compressed` (jpeg/png/tiff).", read_only=True,
               choices=("raw", "compressed")),
@@ -169,11 +169,12 @@ class DepthParams:
             raise ConfigError("scale_mode camera_height needs camera_height_m: the height of "
                               "the camera's optical centre above the floor, in metres")
 
-    def up(self) -> np.ndarray:
-        """The floor's up direction in the optical frame (x right, y down, z ahead) of a
-        camera tilted camera_tilt_deg below the horizontal."""
-        tilt = math.radians(self.camera_tilt_deg)
-        return np.array([0.0, -math.cos(tilt), -math.sin(tilt)])
+    def floor_from_camera(self) -> np.ndarray | None:
+        """The camera's pose over the floor from camera_height_m and camera_tilt_deg; None
+        while camera_height_m is 0 (not given)."""
+        if self.camera_height_m <= 0:
+            return None
+        return mounted_camera(self.camera_height_m, self.camera_tilt_deg)
 
 
 @dataclass(frozen=True)
@@ -329,15 +330,18 @@ class DepthNode(Node):
         predictor = served.predictor
         size = (width, height) if p.depth_resolution == "input" else (predictor.width,
                                                                       predictor.height)
-        intrinsics = self._intrinsics_for(width, height)
-        if intrinsics is not None:
-            intrinsics = intrinsics.resized(*size)
+        image_intrinsics = self._intrinsics_for(width, height)
+        intrinsics = None if image_intrinsics is None else image_intrinsics.resized(*size)
+        mount = p.floor_from_camera()
+        seen = {"intrinsics": image_intrinsics, "floor_from_camera": mount}
         if served.floor is None:
-            depth = predictor.predict(rgb, served.scale, size, p.min_depth_m, p.max_depth_m)
+            depth = predictor.predict(rgb, served.scale, size, p.min_depth_m, p.max_depth_m,
+                                      **seen)
         else:  # the floor is fitted to the whole depth, before the range is cut
-            depth = predictor.predict(rgb, served.scale, size)
+            depth = predictor.predict(rgb, served.scale, size, **seen)
             if intrinsics is not None:
-                served.floor.update(depth, intrinsics, p.up(), p.camera_height_m)
+                served.floor.update(depth, intrinsics, up_in_camera(mount)[0],
+                                    p.camera_height_m)
             depth = metric_depth(depth, served.floor.value or 1.0, p.min_depth_m,
                                  p.max_depth_m)
         header = msg.header
@@ -419,7 +423,8 @@ class DepthNode(Node):
                  f"{pred.device} ({pred.backend}), network input {pred.width}x{pred.height}, "
                  f"depth scale {served.scale.value:g}"
                  + (f", corrected by the floor {self._params.camera_height_m:g} m below"
-                    if served.floor else ""))
+                    if served.floor else "")
+                 + (f", floor prior: {self._floor_prior()}" if pred.takes_floor_prior else ""))
         if pred.timings_ms:
             log.info(f"backend {self._params.backend}: forward ms per installed backend "
                      f"{pred.timings_ms}, using {pred.backend}")
@@ -428,11 +433,22 @@ class DepthNode(Node):
         for problem in self._model_problems():
             log.warning(problem)
 
+    def _floor_prior(self) -> str:
+        """What the served model is told of the floor: none (it takes no floor prior),
+        camera_height_m (the mount's parameters) or unknown (not set)."""
+        if not self._served.predictor.takes_floor_prior:
+            return "none"
+        return "camera_height_m" if self._params.floor_from_camera() is not None else "unknown"
+
     def _model_problems(self) -> list[str]:
         problems = []
         if not self._served.predictor.checkpoint.trained:
             problems.append(f"serving an untrained student ({self._served.name}): its depth is "
                             "not meaningful; set model_path to a trained checkpoint")
+        if self._floor_prior() == "unknown":
+            problems.append("the model takes the floor's depth from the camera's mount, which "
+                            "is not set: set camera_height_m and camera_tilt_deg (without "
+                            "them its depth, metres especially, is less accurate)")
         floor = self._served.floor
         if floor is not None and floor.value is None:
             problems.append(f"scale_mode camera_height: no floor found yet in {floor.fits} "
@@ -452,6 +468,7 @@ class DepthNode(Node):
                       backend=served.predictor.backend, device=str(served.predictor.device),
                       metric=served.metric, scale_mode=self._params.scale_mode,
                       scale_source=served.predictor.checkpoint.scale_source,
+                      floor_prior=self._floor_prior(),
                       depth_scale=served.metres_per_unit,
                       input_qos=self._image_sub.reliability,
                       intrinsics="camera_info" if self._camera else "fallback_hfov_deg")

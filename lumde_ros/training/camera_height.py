@@ -48,7 +48,8 @@ def camera_height_scale(checkpoint: Checkpoint, bags: Sequence[str | Path], data
     node serves with) over `floor.calibration_frames` frames of `bags`."""
     predictor = Predictor(checkpoint, threads=threads)
     unit = DepthScale(1.0, False)
-    frames = ((predictor.predict(rgb, unit, (rgb.shape[1], rgb.shape[0])), intrinsics, pose)
+    frames = ((predictor.predict(rgb, unit, (rgb.shape[1], rgb.shape[0]),
+                                 intrinsics=intrinsics, floor_from_camera=pose), intrinsics, pose)
               for rgb, intrinsics, pose in _frames(bags, data, floor.calibration_frames))
     return calibrate(frames, floor)
 

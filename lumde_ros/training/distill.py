@@ -17,7 +17,7 @@ from lumde_ros.checkpoint import Checkpoint, load_checkpoint
 from lumde_ros.data.triplets import Batch, TripletData
 from lumde_ros.errors import ConfigError, TrainingError
 from lumde_ros.export import checkpoint_digest
-from lumde_ros.geometry import disp_to_depth
+from lumde_ros.geometry import disp_to_depth, floor_prior
 from lumde_ros.losses.distillation import (discriminator_hinge, generator_hinge, pairwise_loss,
                                            pixel_loss)
 from lumde_ros.losses.self_supervised import reprojection, self_supervised
@@ -58,7 +58,9 @@ class TeacherOutputs:
     instead of a teacher forward pass every step, for both orientations, so a flipped target
     looks up the teacher's output of the flipped frame exactly. The one augmentation the
     teacher does not see is colour jitter: it judges the frame as recorded, and the student
-    learns to give the same depth through the jitter. Kept at half precision."""
+    learns to give the same depth through the jitter. A teacher with the floor prior is always
+    told the floor where tf gives it (never dropped out), so it teaches its best depth. Kept
+    at half precision."""
 
     def __init__(self, teacher: nn.Module, data: TripletData, layer: int,
                  grid: tuple[int, int], device: torch.device, chunk: int = 16) -> None:
@@ -69,9 +71,15 @@ class TeacherOutputs:
         nodes: list[list[torch.Tensor]] = [[], []]
         with torch.no_grad():
             for start in range(0, len(targets), chunk):
-                images = (data.images[targets[start:start + chunk]].float() / 255).to(device)
-                for orientation, seen in enumerate((images, images.flip(-1))):
-                    out = teacher(seen)
+                frames = targets[start:start + chunk]
+                images = (data.images[frames].float() / 255).to(device)
+                prior = None
+                if getattr(teacher, "floor_prior", False) and data.floors is not None:
+                    prior = floor_prior(data.k[frames], data.floors[frames],
+                                        *images.shape[-2:]).float().to(device)
+                for orientation, flip in enumerate((False, True)):
+                    out = teacher(*(x if x is None or not flip else x.flip(-1)
+                                    for x in (images, prior)))
                     disps[orientation].append(out.disps[0].half().cpu())
                     nodes[orientation].append(
                         F.adaptive_avg_pool2d(out.features[layer], grid).half().cpu())
@@ -152,7 +160,7 @@ class DistillObjective(Objective):
             teacher = None
             if self.teacher_outputs is not None:
                 teacher = self.teacher_outputs.view(batch, self.device)
-            self._cache = (batch, teacher, self.wrapped["depth"](batch.target))
+            self._cache = (batch, teacher, self.wrapped["depth"](batch.target, batch.prior))
         return self._cache[1], self._cache[2]
 
     def discriminator_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -236,10 +244,6 @@ def distill(bags: Sequence[str | Path], teacher_path: str | Path | None, out: st
         if teacher.arch != "teacher":
             raise TrainingError(f"{teacher_path} is a {teacher.arch}, not a teacher (lumde "
                                 "train-teacher makes one)")
-        if teacher.arch_config.get("floor_prior"):
-            raise TrainingError(f"{teacher_path} takes the floor prior, which distillation "
-                                "does not give it yet: distil from a teacher trained without "
-                                "model.floor_prior")
         if started and checkpoint_digest(teacher) != started["digest"]:
             raise TrainingError(f"{teacher_path} is not the teacher this run started with "
                                 f"({started['path']})")

@@ -126,9 +126,6 @@ def finetune(bags: Sequence[str | Path], teacher: str | Path | None,
         if load_checkpoint(teacher).arch != "teacher":
             raise TrainingError(f"{teacher} is not a teacher; pass the teacher as --teacher "
                                 "and the serving student as --student")
-        if load_checkpoint(teacher).arch_config.get("floor_prior"):
-            raise TrainingError(f"{teacher} takes the floor prior, which distillation does not "
-                                "give it yet: fine-tune a teacher trained without it")
         if student is None and shipped_weights("student").is_file():
             student = shipped_weights("student")
         asked = _record(out, False, {

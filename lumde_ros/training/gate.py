@@ -21,7 +21,7 @@ from torch import nn
 
 from lumde_ros.data.triplets import TripletData, camera_motions
 from lumde_ros.errors import InferenceError, ModelLoadError
-from lumde_ros.geometry import warp
+from lumde_ros.geometry import Intrinsics, warp
 from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
 from lumde_ros.losses.photometric import photometric_error
 from lumde_ros.losses.self_supervised import forward_motions
@@ -40,11 +40,16 @@ def model_depths(model: str | Path | None, data: TripletData) -> tuple[np.ndarra
                           onnx_path=onnx_path)
     scale = resolve_scale(checkpoint, "checkpoint", 1.0)
     height, width = data.images.shape[-2:]
-    targets = data.images[data.triplets[:, 1]].permute(0, 2, 3, 1).numpy()
+    frames = data.triplets[:, 1]
+    targets = data.images[frames].permute(0, 2, 3, 1).numpy()
+    # Poses over the floor: NaN where tf gives none (the predictor's floor prior: unknown).
+    floors = [None] * len(frames) if data.floors is None else data.floors[frames].numpy()
     depths = []
-    for rgb in targets:
+    for rgb, k, pose in zip(targets, data.k[frames].numpy(), floors):
         try:
-            depths.append(predictor.predict(np.ascontiguousarray(rgb), scale, (width, height)))
+            depths.append(predictor.predict(
+                np.ascontiguousarray(rgb), scale, (width, height),
+                intrinsics=Intrinsics.from_matrix(k, width, height), floor_from_camera=pose))
         except InferenceError:
             depths.append(np.full((height, width), np.nan, np.float32))
     return np.stack(depths)[:, None], checkpoint.metric

@@ -1,7 +1,8 @@
 """The floor prior: what tf says of each pixel's depth before the image is looked at. It is
 exact where the camera sees the floor and never nearer than what the camera sees below the
 horizon; it travels with its target through flips and is left out for a share of targets; a
-teacher that takes it trains, serves without it and is not distilled yet."""
+teacher that takes it trains and distils into a student that takes it, and every engine serves
+it from tf the same way."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,9 @@ from lumde_ros.checkpoint import load_checkpoint
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.triplets import load_triplets
 from lumde_ros.evaluation import evaluate_recording
+from lumde_ros.export import read_onnx_checkpoint
 from lumde_ros.geometry import FLOOR_PRIOR_MAX_INV, floor_prior
+from lumde_ros.inference import DepthScale, Predictor
 
 
 def _floor_depth(prior: torch.Tensor) -> np.ndarray:
@@ -67,20 +70,52 @@ def test_the_prior_is_flipped_with_its_target_and_left_out_for_a_share(floor_bag
     assert data.batch(picks, torch.Generator(), False, 0.0).prior is None
 
 
-def test_a_teacher_with_the_prior_trains_serves_without_it_and_is_not_distilled_yet(
+def test_a_teacher_with_the_prior_is_distilled_into_a_student_that_serves_with_it(
         floor_bag, tiny_config, tmp_path):
-    config = tiny_config(data={"min_baseline_m": 0.0}, model={"floor_prior": True})
+    teacher_config = tiny_config(data={"min_baseline_m": 0.0}, model={"floor_prior": True})
     out = lumde("train-teacher", "--bag", str(floor_bag), "--out", str(tmp_path / "run"),
-                "--config", str(config), "--steps", "4", "--json")
+                "--config", str(teacher_config), "--steps", "4", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["finished"]
-    checkpoint = load_checkpoint(tmp_path / "run" / "teacher.pt")
-    assert checkpoint.arch_config["floor_prior"] is True
-    encoder_input = checkpoint.state_dict["encoder.stem.0.weight"].shape[1]
-    assert encoder_input == 5  # RGB and the prior's two channels
-    served = evaluate_recording(floor_bag, tmp_path / "run" / "teacher.pt", 0.1, 10.0,
-                                threads=1)
+    teacher = load_checkpoint(tmp_path / "run" / "teacher.pt")
+    assert teacher.arch_config["floor_prior"] is True
+    assert teacher.state_dict["encoder.stem.0.weight"].shape[1] == 5  # RGB and the prior
+    student_config = tiny_config("distill", data={"min_baseline_m": 0.0},
+                                 model={"floor_prior": True})
+    out = lumde("distill", "--bag", str(floor_bag), "--teacher", str(tmp_path / "run" /
+                "teacher.pt"), "--out", str(tmp_path / "student"), "--config",
+                str(student_config), "--steps", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    student_path = tmp_path / "student" / "student.pt"
+    student = load_checkpoint(student_path)
+    assert student.arch_config["floor_prior"] is True
+    assert student.state_dict["stem.0.weight"].shape[1] == 5
+    served = evaluate_recording(floor_bag, student_path, 0.1, 10.0, threads=1)
+    assert served["floor_prior"] is True
     assert served["frames"] == 8 and np.isfinite(served["unscaled"]["a1"])
-    refused = lumde("distill", "--bag", str(floor_bag), "--teacher",
-                    str(tmp_path / "run" / "teacher.pt"), "--out", str(tmp_path / "student"))
-    assert refused.returncode == 1 and "takes the floor prior" in refused.stderr
+
+    # The prior the predictor makes from tf is the one training saw, and it changes the depth.
+    with Recording(floor_bag) as recording:
+        frame = next(recording.frames())
+    predictor = Predictor(student, threads=1)
+    width, height = predictor.width, predictor.height
+    expected = floor_prior(torch.from_numpy(frame.intrinsics.resized(width, height).matrix())
+                           [None], torch.from_numpy(frame.floor_from_camera)[None],
+                           height, width).float().numpy()
+    given = predictor.floor_prior(frame.intrinsics, frame.floor_from_camera)
+    np.testing.assert_allclose(given, expected, atol=1e-6)
+    assert not predictor.floor_prior(frame.intrinsics, None).any()
+    unit = DepthScale(1.0, True)
+    told = predictor.predict(frame.rgb, unit, intrinsics=frame.intrinsics,
+                             floor_from_camera=frame.floor_from_camera)
+    assert not np.allclose(told, predictor.predict(frame.rgb, unit))
+    # Every engine and an exported graph take it the same way.
+    onnx = tmp_path / "student.onnx"
+    out = lumde("export", "--model", str(student_path), "--out", str(onnx))
+    assert out.returncode == 0, out.stderr
+    for engine in (Predictor(student, threads=1, backend="onnxruntime"),
+                   Predictor(read_onnx_checkpoint(onnx), threads=1, backend="openvino",
+                             onnx_path=onnx)):
+        np.testing.assert_allclose(
+            engine.predict(frame.rgb, unit, intrinsics=frame.intrinsics,
+                           floor_from_camera=frame.floor_from_camera), told, rtol=1e-4)
