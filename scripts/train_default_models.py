@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--input-height", type=int, default=96)
     ap.add_argument("--channel-shuffle", action=argparse.BooleanOptionalAction, default=False,
                     help="data.channel_shuffle of both runs")
+    ap.add_argument("--floor-prior", action=argparse.BooleanOptionalAction, default=False,
+                    help="model.floor_prior of both networks")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per run (0: all)")
     args = ap.parse_args()
     limit_threads(args.threads)
@@ -98,7 +100,8 @@ def main() -> None:
                          EVAL_FRAMES)
     settings = (f"  run: {{threads: {args.threads}}}\n  data:\n    pose: odometry\n"
                 f"    channel_shuffle: {str(args.channel_shuffle).lower()}\n"
-                f"    input_width: {args.input_width}\n    input_height: {args.input_height}\n")
+                f"    input_width: {args.input_width}\n    input_height: {args.input_height}\n"
+                f"  model: {{floor_prior: {str(args.floor_prior).lower()}}}\n")
     teacher = Path(train("train-teacher", args.work / "teacher", train_bags, args.teacher_steps,
                          "teacher:\n" + settings)["checkpoint"])
     student = Path(train("distill", args.work / "student", train_bags, args.student_steps,
