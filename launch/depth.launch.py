@@ -4,8 +4,8 @@
         camera_info:=/camera/camera_info use_rviz:=true
 
 Arguments: image, camera_info (topics to remap the node's inputs to), namespace, params_file
-(default: the installed config/depth.yaml), model_path (overrides the params file when set),
-use_rviz.
+(default: the installed config/depth.yaml), model_path, camera_height_m, camera_tilt_deg (each
+overrides the params file when set), use_rviz.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -15,14 +15,17 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "lumde_ros"
+# Node parameters a launch argument overrides when given, with their ROS parameter types.
+OVERRIDES = {"model_path": "string", "camera_height_m": "double", "camera_tilt_deg": "double"}
 
 
 def _depth_node(context):
-    """The node, with model_path passed only when given, so the params file's value stands."""
+    """The node, with the OVERRIDES passed only when given, so the params file's values stand."""
     overrides = {}
-    model_path = LaunchConfiguration("model_path").perform(context)
-    if model_path:
-        overrides["model_path"] = model_path
+    for name, kind in OVERRIDES.items():
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = float(value) if kind == "double" else value
     return [Node(
         package=PACKAGE, executable="depth_node", name="depth_node",
         namespace=LaunchConfiguration("namespace"), output="screen",
@@ -46,6 +49,12 @@ def generate_launch_description():
                               description="depth_node parameters file"),
         DeclareLaunchArgument("model_path", default_value="",
                               description="checkpoint to serve (empty: the params file's)"),
+        DeclareLaunchArgument("camera_height_m", default_value="",
+                              description="the camera's optical centre above the floor in "
+                                          "metres (empty: the params file's)"),
+        DeclareLaunchArgument("camera_tilt_deg", default_value="",
+                              description="degrees the camera looks below the horizontal "
+                                          "(empty: the params file's)"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="also start RViz with config/lumde.rviz"),
         OpaqueFunction(function=_depth_node),

@@ -7,7 +7,7 @@ fine-tunes and swaps in what the gate accepts.
 
 Arguments: image, camera_info, odom (topics), namespace, params_file (the depth node's,
 default config/depth.yaml), trainer_params_file (default config/trainer.yaml), model_path,
-use_rviz. The depth node is started by depth.launch.py with the same arguments.
+camera_height_m, camera_tilt_deg, use_rviz. The depth node is started by depth.launch.py with the same arguments.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
@@ -18,7 +18,8 @@ from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "lumde_ros"
 # Passed through to depth.launch.py, which declares and describes them.
-DEPTH_ARGUMENTS = ("image", "camera_info", "namespace", "params_file", "model_path", "use_rviz")
+DEPTH_ARGUMENTS = ("image", "camera_info", "namespace", "params_file", "model_path",
+                   "camera_height_m", "camera_tilt_deg", "use_rviz")
 
 
 def generate_launch_description():
@@ -45,6 +46,12 @@ def generate_launch_description():
                               description="trainer_node parameters file"),
         DeclareLaunchArgument("model_path", default_value="",
                               description="checkpoint the depth node starts with "
+                                          "(empty: the params file's)"),
+        DeclareLaunchArgument("camera_height_m", default_value="",
+                              description="the camera's optical centre above the floor in "
+                                          "metres (empty: the params file's)"),
+        DeclareLaunchArgument("camera_tilt_deg", default_value="",
+                              description="degrees the camera looks below the horizontal "
                                           "(empty: the params file's)"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="also start RViz with config/lumde.rviz"),

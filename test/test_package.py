@@ -76,6 +76,9 @@ def test_launch_file_matches_what_setup_installs():
     arguments = {ast.literal_eval(c.args[0]) for c in calls
                  if getattr(c.func, "id", "") == "DeclareLaunchArgument"}
     assert {"image", "camera_info", "model_path", "params_file", "use_rviz"} <= arguments
+    # What overrides the params file is a declared argument and a node parameter.
+    from lumde_ros.nodes.depth_node import PARAMS
+    assert set(constants["OVERRIDES"]) <= arguments & {p.name for p in PARAMS}
     for c in calls:
         if getattr(c.func, "id", "") == "DeclareLaunchArgument":
             assert _kw(c, "description") is not None, f"argument {c.args[0].value} undescribed"
