@@ -7,7 +7,8 @@ fine-tunes and swaps in what the gate accepts.
 
 Arguments: image, camera_info, odom (topics), namespace, params_file (the depth node's,
 default config/depth.yaml), trainer_params_file (default config/trainer.yaml), model_path,
-camera_height_m, camera_tilt_deg, use_rviz. The depth node is started by depth.launch.py with the same arguments.
+camera_height_m, camera_tilt_deg, use_rviz. The depth node is started by depth.launch.py with
+the same arguments.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
