@@ -432,6 +432,12 @@ class DepthNode(Node):
             log.warning(f"backend {self._params.backend} left out {failure}")
         for problem in self._model_problems():
             log.warning(problem)
+        # Logged, not a diagnostics warning: the node serves as designed without the mount,
+        # only less accurately, and /diagnostics reports floor_prior: unknown.
+        if self._floor_prior() == "unknown":
+            log.warning("the model takes the floor's depth from the camera's mount, which is "
+                        "not set: set camera_height_m and camera_tilt_deg (without them its "
+                        "depth, metres especially, is less accurate)")
 
     def _floor_prior(self) -> str:
         """What the served model is told of the floor: none (it takes no floor prior),
@@ -445,10 +451,6 @@ class DepthNode(Node):
         if not self._served.predictor.checkpoint.trained:
             problems.append(f"serving an untrained student ({self._served.name}): its depth is "
                             "not meaningful; set model_path to a trained checkpoint")
-        if self._floor_prior() == "unknown":
-            problems.append("the model takes the floor's depth from the camera's mount, which "
-                            "is not set: set camera_height_m and camera_tilt_deg (without "
-                            "them its depth, metres especially, is less accurate)")
         floor = self._served.floor
         if floor is not None and floor.value is None:
             problems.append(f"scale_mode camera_height: no floor found yet in {floor.fits} "
