@@ -77,9 +77,10 @@ class TeacherOutputs:
                 if getattr(teacher, "floor_prior", False) and data.floors is not None:
                     prior = floor_prior(data.k[frames], data.floors[frames],
                                         *images.shape[-2:]).float().to(device)
-                for orientation, flip in enumerate((False, True)):
-                    out = teacher(*(x if x is None or not flip else x.flip(-1)
-                                    for x in (images, prior)))
+                views = ((images, prior),
+                         (images.flip(-1), None if prior is None else prior.flip(-1)))
+                for orientation, (seen, told) in enumerate(views):
+                    out = teacher(seen, told)
                     disps[orientation].append(out.disps[0].half().cpu())
                     nodes[orientation].append(
                         F.adaptive_avg_pool2d(out.features[layer], grid).half().cpu())
