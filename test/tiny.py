@@ -14,7 +14,8 @@ RUN = {"batch_size": 2, "threads": 1, "learning_rate": 1.0e-3, "checkpoint_every
 DATA = {"input_width": 96, "input_height": 64}
 TINY_TEACHER = {"enc_channels": [16, 16, 32, 64, 128], "dec_channels": [8, 16, 16, 32, 64]}
 TINY = {"teacher": {"run": RUN, "data": DATA, "model": TINY_TEACHER},
-        "distill": {"run": RUN, "data": DATA, "pose_model": {"channels": [8, 16, 16, 32]},
+        "distill": {"run": RUN, "data": DATA, "pose_model": {"features": [8, 8, 16], "radius": 2,
+                                                                "channels": [16, 32]},
                     "discriminator": {"dim": 32, "layers": 1}}}
 
 

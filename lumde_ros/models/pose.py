@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from lumde_ros.models.blocks import conv_bn_act, normalize_image
 
@@ -20,17 +21,50 @@ class PoseOutput(NamedTuple):
     translation: torch.Tensor
 
 
-class PoseNet(nn.Module):
-    """A small strided convolutional encoder over the stacked frames, averaged to 6 numbers.
-    `channels`: widths of its stride-2 layers."""
+def correlation(first: torch.Tensor, second: torch.Tensor, radius: int) -> torch.Tensor:
+    """How well each cell of `first` (B, C, h, w) matches `second` at every offset within
+    `radius` cells, (B, (2r+1)^2, h, w), offsets row by row; both are made zero-mean and
+    unit-length over channels first, so a match is a cosine in [-1, 1] whatever the
+    brightness (a plain product is dominated by the mean activation). Offsets that leave
+    `second` match zeros."""
+    first, second = (x - x.mean(1, keepdim=True) for x in (first, second))
+    first, second = (x / x.norm(dim=1, keepdim=True).clamp_min(1e-6) for x in (first, second))
+    height, width = first.shape[-2:]
+    padded = F.pad(second, (radius,) * 4)
+    side = 2 * radius + 1
+    return torch.stack([(first * padded[:, :, dy:dy + height, dx:dx + width]).sum(1)
+                        for dy in range(side) for dx in range(side)], dim=1)
 
-    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128, 256, 256)) -> None:
+
+class PoseNet(nn.Module):
+    """Both frames pass the same strided encoder (`features`: widths of its stride-2 layers;
+    a cell is 2**len(features) pixels); the two encodings are compared at every offset within
+    `radius` cells (a correlation volume, as FlowNetC and PWC-Net build), and only that
+    comparison and each cell's place in the image reach the stride-2 layers (`channels`)
+    whose average is the motion. The place lets them tell a turn (the same shift everywhere)
+    from driving forward (flow away from the centre) and from roll.
+
+    Why not one encoder over the stacked frames, the usual pose network (and this one's
+    first form): trained from scratch on 2340 simulated pairs it learned which training pair
+    it saw instead of how the image moved, yaw correlation 0.9 on those pairs and about 0 on
+    held-out recordings, also when supervised by odometry directly (README, #21)."""
+
+    def __init__(self, features: tuple[int, ...] = (16, 32, 64), radius: int = 4,
+                 channels: tuple[int, ...] = (64, 128, 256, 256)) -> None:
         super().__init__()
-        layers, c_prev = [], 6
-        for c in channels:
+        if not features or not channels or radius < 1:
+            raise ValueError("features and channels need a layer each, radius at least 1")
+        layers, c_prev = [], 3
+        for c in features:
             layers.append(conv_bn_act(c_prev, c, 3, stride=2))
             c_prev = c
         self.encoder = nn.Sequential(*layers)
+        self.radius = radius
+        layers, c_prev = [], (2 * radius + 1) ** 2 + 2
+        for c in channels:
+            layers.append(conv_bn_act(c_prev, c, 3, stride=2))
+            c_prev = c
+        self.motion = nn.Sequential(*layers)
         self.head = nn.Conv2d(c_prev, 6, 1)
         # Millimetres at first: near the identity, but not exactly. At exactly the identity
         # every warped view equals its source, auto-masking hides every pixel, and without
@@ -41,6 +75,14 @@ class PoseNet(nn.Module):
 
     def forward(self, target: torch.Tensor, source: torch.Tensor) -> PoseOutput:
         """target, source: RGB (B, 3, H, W) in [0, 1]."""
-        x = torch.cat([normalize_image(target), normalize_image(source)], dim=1)
-        motion = self.head(self.encoder(x)).mean(dim=(2, 3)) * POSE_SCALE
+        first, second = self.encoder(
+            torch.cat([normalize_image(target), normalize_image(source)])).chunk(2)
+        matches = correlation(first, second, self.radius)
+        batch, _, height, width = matches.shape
+        place = torch.stack(torch.meshgrid(
+            torch.linspace(-1, 1, height, dtype=matches.dtype, device=matches.device),
+            torch.linspace(-1, 1, width, dtype=matches.dtype, device=matches.device),
+            indexing="ij")[::-1])
+        x = torch.cat([matches, place.expand(batch, 2, height, width)], dim=1)
+        motion = self.head(self.motion(x)).mean(dim=(2, 3)) * POSE_SCALE
         return PoseOutput(axis_angle=motion[:, :3], translation=motion[:, 3:])

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
 from lumde_ros.models import PoseNet, StudentDepthNet, TeacherDepthNet, count_macs
+from lumde_ros.models.pose import correlation
 
 
 def test_teacher_outputs_four_scales_full_resolution_first():
@@ -29,3 +31,20 @@ def test_pose_net_starts_near_identity_and_learns():
     assert 0 < out.translation.abs().max() < 0.01 and 0 < out.axis_angle.abs().max() < 0.01
     out.translation.sum().backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_correlation_peaks_at_the_shift_whatever_the_brightness():
+    first = torch.rand(1, 8, 12, 16)
+    # `second` is `first` moved 2 cells right and 1 down, brighter and with more contrast
+    second = 3 * torch.roll(first, shifts=(1, 2), dims=(2, 3)) + 5
+    matches = correlation(first, second, radius=3)
+    assert matches.shape == (1, 49, 12, 16)
+    inner = matches[0, :, 3:-3, 3:-3]  # cells whose match stays inside the image
+    best = inner.argmax(0)
+    assert (best == (3 + 1) * 7 + (3 + 2)).all()  # offset (dy, dx) = (1, 2), row by row
+    assert torch.allclose(inner.amax(0), torch.ones_like(best, dtype=torch.float), atol=1e-5)
+
+
+def test_pose_net_refuses_an_empty_layer_list():
+    with pytest.raises(ValueError, match="radius"):
+        PoseNet(features=(), radius=4)

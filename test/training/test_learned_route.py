@@ -16,7 +16,7 @@ from lumde_ros.data.recording import Recording
 from lumde_ros.data.triplets import load_triplets
 from lumde_ros.geometry import pose_from_vector
 from lumde_ros.inference import resize_image
-from lumde_ros.models import PoseNet
+from lumde_ros.models import PoseNet, construct
 from lumde_ros.training.config import load_section
 
 SIZE = (96, 64)
@@ -39,11 +39,17 @@ def _yaw_deg(motion: np.ndarray) -> float:
     return math.degrees(math.atan2(motion[0, 2], motion[0, 0]))
 
 
-def _odometry_yaws(bag) -> np.ndarray:
-    """Yaw from each frame to the next, from odometry."""
+def _yaws(net: PoseNet, bag) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw from each frame of `bag` to the next: from odometry and as `net` sees it."""
     with Recording(bag) as recording:
-        poses = [f.odom_from_camera for f in recording.frames()]
-    return np.array([_yaw_deg(np.linalg.inv(b) @ a) for a, b in zip(poses, poses[1:])])
+        frames = [(torch.from_numpy(resize_image(f.rgb, *SIZE)).permute(2, 0, 1)[None] / 255,
+                   f.odom_from_camera) for f in recording.frames()]
+    with torch.no_grad():
+        found = [net.eval()(a, b) for (a, _), (b, _) in zip(frames, frames[1:])]
+    predicted = [_yaw_deg(pose_from_vector(p.axis_angle, p.translation)[0].numpy())
+                 for p in found]
+    truth = [_yaw_deg(np.linalg.inv(b) @ a) for (_, a), (_, b) in zip(frames, frames[1:])]
+    return np.array(truth), np.array(predicted)
 
 
 def test_keyframes_without_odometry_have_parallax_and_the_motion_their_images_show(turning):
@@ -100,16 +106,9 @@ def test_the_pose_network_learns_turns_either_way_from_the_images(turning, tiny_
     assert 0.5 < summary["image_motion_known"] <= 1.0
     state = torch.load(out / "state.pt", weights_only=False)
     assert state["provenance"]["image_motion"] == state["image_motion"]
-    net = PoseNet(tuple(state["config"]["pose_model"]["channels"]))
+    net = construct(PoseNet, state["config"]["pose_model"])
     net.load_state_dict(state["modules"]["pose"])
-    with Recording(without) as recording:
-        images = [torch.from_numpy(resize_image(f.rgb, *SIZE)).permute(2, 0, 1)[None] / 255
-                  for f in recording.frames()]
-    with torch.no_grad():
-        found = [net.eval()(a, b) for a, b in zip(images, images[1:])]
-    predicted = np.array([_yaw_deg(pose_from_vector(p.axis_angle, p.translation)[0].numpy())
-                          for p in found])
-    truth = _odometry_yaws(with_odometry)
+    truth, predicted = _yaws(net, with_odometry)
     assert truth.min() < -1.5 and truth.max() > 1.5  # the drive turns both ways
     # Without the images' motion the same run reaches slope 0.4, correlation 0.7.
     assert np.corrcoef(truth, predicted)[0, 1] > 0.8
