@@ -17,7 +17,7 @@ from lumde_ros.data.recording import Recording
 from lumde_ros.evaluation import CONSTANT, METRICS
 from lumde_ros.geometry import pose_from_vector
 from lumde_ros.inference import resize_image
-from lumde_ros.models import PoseNet
+from lumde_ros.models import PoseNet, construct
 from lumde_ros.sim.world import load_sim_config, split_name
 from lumde_ros.training.run import STATE_FILE
 
@@ -129,30 +129,46 @@ def yaw_deg(motion: np.ndarray) -> float:
     return math.degrees(math.atan2(motion[0, 2], motion[0, 0]))
 
 
-def yaw_agreement(run: Path, bags: list[Path]) -> dict[str, float]:
-    """A run's pose network (its state, `run`/state.pt) against odometry on `bags`: the turn
-    between consecutive frames as it predicts it and as odometry has it; the slope of a line
-    through (truth, predicted) and their correlation, the figures #21's targets name."""
-    state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=False)
-    config = state["config"]
-    net = PoseNet(tuple(config["pose_model"]["channels"])).eval()
-    net.load_state_dict(state["modules"]["pose"])
-    size = (config["data"]["input_width"], config["data"]["input_height"])
-    truth, predicted = [], []
+def consecutive_pairs(bags: list[Path], size: tuple[int, int]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pair of consecutive frames of `bags` with odometry, at `size` (width, height):
+    first and second RGB (N, 3, H, W) in [0, 1] and the odometry motion first -> second
+    camera (N, 4, 4)."""
+    first, second, motions = [], [], []
     for bag in bags:
         with Recording(bag) as recording:
             frames = [(resize_image(f.rgb, *size), f.odom_from_camera)
                       for f in recording.frames()]
-        pairs = [(a, b, np.linalg.inv(pose_b) @ pose_a)
-                 for (a, pose_a), (b, pose_b) in zip(frames, frames[1:])
-                 if pose_a is not None and pose_b is not None]
-        first, second = (torch.from_numpy(np.stack([p[i] for p in pairs])).permute(0, 3, 1, 2)
-                         .float() / 255 for i in (0, 1))
-        with torch.no_grad():
-            found = net(first, second)
-        motions = pose_from_vector(found.axis_angle, found.translation).numpy()
-        predicted += [yaw_deg(m) for m in motions]
-        truth += [yaw_deg(p[2]) for p in pairs]
-    truth, predicted = np.array(truth), np.array(predicted)
+        for (a, pose_a), (b, pose_b) in zip(frames, frames[1:]):
+            if pose_a is not None and pose_b is not None:
+                first.append(a)
+                second.append(b)
+                motions.append(np.linalg.inv(pose_b) @ pose_a)
+    return (*(torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).float() / 255
+              for x in (first, second)), torch.from_numpy(np.stack(motions)).float())
+
+
+def yaw_fit(net: PoseNet, first: torch.Tensor, second: torch.Tensor,
+            motions: torch.Tensor) -> dict[str, float]:
+    """`net`'s turn between each pair against the truth `motions`: the slope of a line
+    through (truth, predicted) and their correlation, the figures #21's targets name."""
+    training = net.training
+    with torch.no_grad():
+        found = [net.eval()(a, b) for a, b in zip(first.split(64), second.split(64))]
+    net.train(training)
+    predicted = np.array([yaw_deg(m) for f in found
+                          for m in pose_from_vector(f.axis_angle, f.translation).numpy()])
+    truth = np.array([yaw_deg(m) for m in motions.numpy()])
     return {"slope": float(np.polyfit(truth, predicted, 1)[0]),
             "correlation": float(np.corrcoef(truth, predicted)[0, 1]), "pairs": len(truth)}
+
+
+def yaw_agreement(run: Path, bags: list[Path]) -> dict[str, float]:
+    """A run's pose network (its state, `run`/state.pt) against odometry on consecutive
+    frames of `bags` (`yaw_fit`)."""
+    state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=False)
+    config = state["config"]
+    net = construct(PoseNet, config["pose_model"])
+    net.load_state_dict(state["modules"]["pose"])
+    size = (config["data"]["input_width"], config["data"]["input_height"])
+    return yaw_fit(net, *consecutive_pairs(bags, size))

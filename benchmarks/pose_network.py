@@ -1,0 +1,82 @@
+"""Pose network benchmark: does it learn how the image moved, or which training pair it saw?
+Trains the teacher's pose network (config/train.yaml `teacher.pose_model`) alone, supervised by
+odometry between consecutive frames as the odometry route supervises it (`motion_error`,
+random flips with the motion mirrored, Adam at the teacher's rate and its decay), and prints its yaw slope
+and correlation against odometry (#21's figures) on pairs of its own training recordings and
+on held-out recordings of the evaluation split, every few hundred steps. A network that
+memorises scores well on the first and near 0 on the second.
+
+    .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
+
+Recordings in --work are reused.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from training_runs import consecutive_pairs, simulate, yaw_fit
+
+from lumde_ros.data.triplets import mirrored_motions
+from lumde_ros.geometry import pose_from_vector
+from lumde_ros.losses.self_supervised import motion_error
+from lumde_ros.models import PoseNet, construct
+from lumde_ros.sim.recording import EVAL_SEED_START
+from lumde_ros.training.config import TeacherConfig, load_section
+from lumde_ros.training.run import lr_factor
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="folder for the recordings")
+    ap.add_argument("--train-bags", type=int, default=60)
+    ap.add_argument("--train-frames", type=int, default=40)
+    ap.add_argument("--eval-bags", type=int, default=8)
+    ap.add_argument("--eval-frames", type=int, default=60)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--height", type=int, default=96)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--every", type=int, default=250, help="steps between measurements")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    size = (args.width, args.height)
+    train = consecutive_pairs(simulate(args.work / "train", range(args.train_bags),
+                                       args.train_frames), size)
+    held_out = consecutive_pairs(simulate(args.work / "eval", range(
+        EVAL_SEED_START, EVAL_SEED_START + args.eval_bags), args.eval_frames), size)
+    config = load_section("teacher", TeacherConfig).with_steps(args.steps)
+    net = construct(PoseNet, config.pose_model)
+    optimiser = torch.optim.Adam(net.parameters(), lr=config.run.learning_rate)
+    batch = 2 * config.run.batch_size  # a triplet gives the pose network two pairs
+    print(f"{len(train[0])} training pairs, {len(held_out[0])} held out, {size[0]}x{size[1]}, "
+          f"batch {batch}, pose_model {config.pose_model}")
+    print("step | training pairs: slope, correlation | held out: slope, correlation | s/step")
+    start = time.perf_counter()
+    for step in range(1, args.steps + 1):
+        for group in optimiser.param_groups:
+            group["lr"] = config.run.learning_rate * lr_factor(config.run, step - 1)
+        pick = torch.randint(len(train[0]), (batch,))
+        first, second, motions = (x[pick].clone() for x in train)
+        flip = torch.rand(batch) < 0.5
+        first[flip], second[flip] = first[flip].flip(-1), second[flip].flip(-1)
+        motions[flip] = mirrored_motions(motions[flip])
+        found = net(first, second)
+        loss = motion_error(pose_from_vector(found.axis_angle, found.translation)[:, None],
+                            motions[:, None])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % args.every == 0 or step == args.steps:
+            seconds = (time.perf_counter() - start) / step
+            own, other = yaw_fit(net, *(x[:600] for x in train)), yaw_fit(net, *held_out)
+            print(f"{step} | {own['slope']:.2f}, {own['correlation']:.2f} | "
+                  f"{other['slope']:.2f}, {other['correlation']:.2f} | {seconds:.3f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
