@@ -1,10 +1,10 @@
 """Pose network benchmark: does it learn how the image moved, or which training pair it saw?
 Trains the teacher's pose network (config/train.yaml `teacher.pose_model`) alone, supervised by
 odometry between consecutive frames as the odometry route supervises it (`motion_error`,
-random flips with the motion mirrored, Adam at the teacher's rate and its decay), and prints its yaw slope
-and correlation against odometry (#21's figures) on pairs of its own training recordings and
-on held-out recordings of the evaluation split, every few hundred steps. A network that
-memorises scores well on the first and near 0 on the second.
+random flips with the motion mirrored, Adam at the teacher's rate and its decay), and prints
+its yaw slope and correlation against odometry (#21's figures) on pairs of its own training
+recordings and on held-out recordings of the evaluation split, every few hundred steps. A
+network that memorises scores well on the first and near 0 on the second.
 
     .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
 
