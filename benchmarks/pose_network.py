@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from training_runs import consecutive_pairs, simulate, yaw_fit
 
-from lumde_ros.data.triplets import mirrored_motions
+from lumde_ros.data.triplets import mirrored
 from lumde_ros.geometry import pose_from_vector
 from lumde_ros.losses.self_supervised import motion_error
 from lumde_ros.models import PoseNet, construct
@@ -48,6 +48,7 @@ def main() -> None:
                                        args.train_frames), size)
     held_out = consecutive_pairs(simulate(args.work / "eval", range(
         EVAL_SEED_START, EVAL_SEED_START + args.eval_bags), args.eval_frames), size)
+    both = torch.stack(train[:2], 1)  # (N, 2, 3, H, W): a pair mirrors as one
     config = load_section("teacher", TeacherConfig).with_steps(args.steps)
     net = construct(PoseNet, config.pose_model)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.run.learning_rate)
@@ -60,11 +61,10 @@ def main() -> None:
         for group in optimiser.param_groups:
             group["lr"] = config.run.learning_rate * lr_factor(config.run, step - 1)
         pick = torch.randint(len(train[0]), (batch,))
-        first, second, motions = (x[pick].clone() for x in train)
+        pairs, k, motions = (x[pick] for x in (both, *train[2:]))
         flip = torch.rand(batch) < 0.5
-        first[flip], second[flip] = first[flip].flip(-1), second[flip].flip(-1)
-        motions[flip] = mirrored_motions(motions[flip])
-        found = net(first, second)
+        pairs[flip], k[flip], motions[flip] = mirrored(pairs[flip], k[flip], motions[flip])
+        found = net(pairs[:, 0], pairs[:, 1], k)
         loss = motion_error(pose_from_vector(found.axis_angle, found.translation)[:, None],
                             motions[:, None])
         optimiser.zero_grad()

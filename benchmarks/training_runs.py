@@ -130,31 +130,33 @@ def yaw_deg(motion: np.ndarray) -> float:
 
 
 def consecutive_pairs(bags: list[Path], size: tuple[int, int]
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every pair of consecutive frames of `bags` with odometry, at `size` (width, height):
-    first and second RGB (N, 3, H, W) in [0, 1] and the odometry motion first -> second
-    camera (N, 4, 4)."""
-    first, second, motions = [], [], []
+    first and second RGB (N, 3, H, W) in [0, 1], their camera matrices at `size` (N, 3, 3)
+    and the odometry motion first -> second camera (N, 4, 4)."""
+    first, second, k, motions = [], [], [], []
     for bag in bags:
         with Recording(bag) as recording:
-            frames = [(resize_image(f.rgb, *size), f.odom_from_camera)
-                      for f in recording.frames()]
-        for (a, pose_a), (b, pose_b) in zip(frames, frames[1:]):
+            frames = [(resize_image(f.rgb, *size), f.odom_from_camera,
+                       f.intrinsics.resized(*size).matrix()) for f in recording.frames()]
+        for (a, pose_a, k_a), (b, pose_b, _) in zip(frames, frames[1:]):
             if pose_a is not None and pose_b is not None:
                 first.append(a)
                 second.append(b)
+                k.append(k_a)
                 motions.append(np.linalg.inv(pose_b) @ pose_a)
     return (*(torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).float() / 255
-              for x in (first, second)), torch.from_numpy(np.stack(motions)).float())
+              for x in (first, second)),
+            *(torch.from_numpy(np.stack(x)).float() for x in (k, motions)))
 
 
-def yaw_fit(net: PoseNet, first: torch.Tensor, second: torch.Tensor,
+def yaw_fit(net: PoseNet, first: torch.Tensor, second: torch.Tensor, k: torch.Tensor,
             motions: torch.Tensor) -> dict[str, float]:
-    """`net`'s turn between each pair against the truth `motions`: the slope of a line
-    through (truth, predicted) and their correlation, the figures #21's targets name."""
+    """`net`'s turn between each pair (cameras `k`) against the truth `motions`: the slope of
+    a line through (truth, predicted) and their correlation, the figures #21's targets name."""
     training = net.training
     with torch.no_grad():
-        found = [net.eval()(a, b) for a, b in zip(first.split(64), second.split(64))]
+        found = [net.eval()(*x) for x in zip(first.split(64), second.split(64), k.split(64))]
     net.train(training)
     predicted = np.array([yaw_deg(m) for f in found
                           for m in pose_from_vector(f.axis_angle, f.translation).numpy()])

@@ -97,8 +97,8 @@ def forward_motions(pose_net: nn.Module, batch: Batch) -> torch.Tensor:
     two frames in time order (earlier first), so a robot driving forward is one consistent
     motion to learn; the previous frame's motion is inverted."""
     previous, following = batch.sources
-    back = pose_net(previous, batch.target)
-    ahead = pose_net(batch.target, following)
+    back = pose_net(previous, batch.target, batch.k)
+    ahead = pose_net(batch.target, following, batch.k)
     return torch.stack([torch.linalg.inv(pose_from_vector(back.axis_angle, back.translation)),
                         pose_from_vector(ahead.axis_angle, ahead.translation)], dim=1)
 

@@ -36,13 +36,27 @@ def correlation(first: torch.Tensor, second: torch.Tensor, radius: int) -> torch
                         for dy in range(side) for dx in range(side)], dim=1)
 
 
+def cell_rays(k: torch.Tensor, image_size: tuple[int, int],
+              cells: tuple[int, int]) -> torch.Tensor:
+    """The viewing direction (x/z, y/z) through the centre of each of `cells` (h, w) equal
+    cells of an image of `image_size` (H, W) with camera matrices `k` (B, 3, 3): (B, 2, h, w)."""
+    (height, width), (h, w) = image_size, cells
+    u = (torch.arange(w, dtype=k.dtype, device=k.device) + 0.5) * width / w - 0.5
+    v = (torch.arange(h, dtype=k.dtype, device=k.device) + 0.5) * height / h - 0.5
+    x = (u[None, None, :] - k[:, 0, 2, None, None]) / k[:, 0, 0, None, None]
+    y = (v[None, :, None] - k[:, 1, 2, None, None]) / k[:, 1, 1, None, None]
+    return torch.stack([x.expand(-1, h, w), y.expand(-1, h, w)], dim=1)
+
+
 class PoseNet(nn.Module):
     """Both frames pass the same strided encoder (`features`: widths of its stride-2 layers;
     a cell is 2**len(features) pixels); the two encodings are compared at every offset within
     `radius` cells (a correlation volume, as FlowNetC and PWC-Net build), and only that
-    comparison and each cell's place in the image reach the stride-2 layers (`channels`)
-    whose average is the motion. The place lets them tell a turn (the same shift everywhere)
-    from driving forward (flow away from the centre) and from roll.
+    comparison and each cell's viewing direction (`cell_rays`, from the camera matrix)
+    reach the stride-2 layers (`channels`) whose average is the motion. The direction lets
+    them tell a turn (the same shift everywhere) from driving forward (flow away from the
+    centre) and from roll, and turn a shift in pixels into an angle: 10 pixels are twice
+    the turn through a 100-degree lens that they are through a 50-degree one.
 
     Why not one encoder over the stacked frames, the usual pose network (and this one's
     first form): trained from scratch on 2340 simulated pairs it learned which training pair
@@ -73,16 +87,13 @@ class PoseNet(nn.Module):
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
 
-    def forward(self, target: torch.Tensor, source: torch.Tensor) -> PoseOutput:
-        """target, source: RGB (B, 3, H, W) in [0, 1]."""
+    def forward(self, target: torch.Tensor, source: torch.Tensor,
+                k: torch.Tensor) -> PoseOutput:
+        """target, source: RGB (B, 3, H, W) in [0, 1]; k: their camera matrices (B, 3, 3)."""
         first, second = self.encoder(
             torch.cat([normalize_image(target), normalize_image(source)])).chunk(2)
         matches = correlation(first, second, self.radius)
-        batch, _, height, width = matches.shape
-        place = torch.stack(torch.meshgrid(
-            torch.linspace(-1, 1, height, dtype=matches.dtype, device=matches.device),
-            torch.linspace(-1, 1, width, dtype=matches.dtype, device=matches.device),
-            indexing="ij")[::-1])
-        x = torch.cat([matches, place.expand(batch, 2, height, width)], dim=1)
-        motion = self.head(self.motion(x)).mean(dim=(2, 3)) * POSE_SCALE
+        place = cell_rays(k, target.shape[-2:], matches.shape[-2:]).to(matches.dtype)
+        motion = self.head(self.motion(torch.cat([matches, place], dim=1))).mean(dim=(2, 3))
+        motion = motion * POSE_SCALE
         return PoseOutput(axis_angle=motion[:, :3], translation=motion[:, 3:])

@@ -44,7 +44,7 @@ STATE_FORMAT = "lumde_ros.training_state"
 # 2: data.channel_shuffle and image_motion.keyframe_parallax, which version 1 states lack.
 # 3: hints.relative_*; the learned route's pose target in units of the median depth, its hints.
 # 4: data.floor_prior_dropout.
-# 5: PoseNet compares the two frames' encodings (pose_model features, radius, channels).
+# 5: PoseNet compares the two frames' encodings (pose_model features, radius, channels), given K.
 STATE_VERSION = 5
 PREVIEWS = 3
 

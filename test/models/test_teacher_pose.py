@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lumde_ros.models import PoseNet, StudentDepthNet, TeacherDepthNet, count_macs
-from lumde_ros.models.pose import correlation
+from lumde_ros.models.pose import cell_rays, correlation
 
 
 def test_teacher_outputs_four_scales_full_resolution_first():
@@ -25,7 +25,8 @@ def test_student_costs_at_most_five_percent_of_the_default_teacher():
 def test_pose_net_starts_near_identity_and_learns():
     net = PoseNet()
     a, b = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
-    out = net(a, b)
+    k = torch.tensor([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]]).expand(2, 3, 3)
+    out = net(a, b, k)
     assert out.axis_angle.shape == (2, 3) and out.translation.shape == (2, 3)
     # near the identity, but not exactly: there auto-masking would hide every pixel
     assert 0 < out.translation.abs().max() < 0.01 and 0 < out.axis_angle.abs().max() < 0.01
@@ -48,3 +49,15 @@ def test_correlation_peaks_at_the_shift_whatever_the_brightness():
 def test_pose_net_refuses_an_empty_layer_list():
     with pytest.raises(ValueError, match="radius"):
         PoseNet(features=(), radius=4)
+
+
+def test_cell_rays_are_the_directions_through_the_cells_centres():
+    k = torch.tensor([[[100.0, 0, 63.5], [0, 50.0, 47.5], [0, 0, 1]]])
+    rays = cell_rays(k, (96, 128), (12, 16))  # 8-pixel cells
+    assert rays.shape == (1, 2, 12, 16)
+    # cell (row 0, column 0) is centred on pixel (3.5, 3.5)
+    assert torch.allclose(rays[0, :, 0, 0], torch.tensor([(3.5 - 63.5) / 100, (3.5 - 47.5) / 50]))
+    # the same pixel shift is twice the angle through half the focal length
+    wide = cell_rays(k * torch.tensor([[0.5], [0.5], [1.0]]), (96, 128), (12, 16))
+    step, wide_step = (r[0, 0, 0, 1] - r[0, 0, 0, 0] for r in (rays, wide))
+    assert torch.allclose(wide_step, 2 * step)

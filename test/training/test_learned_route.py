@@ -43,12 +43,13 @@ def _yaws(net: PoseNet, bag) -> tuple[np.ndarray, np.ndarray]:
     """Yaw from each frame of `bag` to the next: from odometry and as `net` sees it."""
     with Recording(bag) as recording:
         frames = [(torch.from_numpy(resize_image(f.rgb, *SIZE)).permute(2, 0, 1)[None] / 255,
-                   f.odom_from_camera) for f in recording.frames()]
+                   f.odom_from_camera, f.intrinsics) for f in recording.frames()]
+    k = torch.from_numpy(frames[0][2].resized(*SIZE).matrix()).float()[None]
     with torch.no_grad():
-        found = [net.eval()(a, b) for (a, _), (b, _) in zip(frames, frames[1:])]
+        found = [net.eval()(a, b, k) for (a, *_), (b, *_) in zip(frames, frames[1:])]
     predicted = [_yaw_deg(pose_from_vector(p.axis_angle, p.translation)[0].numpy())
                  for p in found]
-    truth = [_yaw_deg(np.linalg.inv(b) @ a) for (_, a), (_, b) in zip(frames, frames[1:])]
+    truth = [_yaw_deg(np.linalg.inv(b) @ a) for (_, a, _), (_, b, _) in zip(frames, frames[1:])]
     return np.array(truth), np.array(predicted)
 
 

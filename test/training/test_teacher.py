@@ -77,7 +77,7 @@ def test_loss_falls_and_the_run_leaves_logs_and_a_servable_metric_checkpoint(
     data = load_triplets([sim_bag], 96, 64, "odometry", 0.05)
     batch = data.batch(range(len(data)), torch.Generator(), flip=False, color_jitter=0.0)
     with torch.no_grad():
-        predicted = pose.eval()(batch.target, batch.sources[1]).translation.norm(dim=1)
+        predicted = pose.eval()(batch.target, batch.sources[1], batch.k).translation.norm(dim=1)
     recorded = batch.motions[:, 1, :3, 3].norm(dim=1)
     ratio = float(predicted.mean() / recorded.mean())
     assert 0.6 < ratio < 1.5, (float(predicted.mean()), float(recorded.mean()))
