@@ -85,7 +85,10 @@ def main() -> None:
     rows = []
     for bag in args.bag:
         with Recording(bag) as recording:
-            frames = keyframes(list(recording.frames()), config.data.min_baseline_m)
+            frames = list(recording.frames())
+        if any(f.odom_from_camera is None or f.depth is None for f in frames):
+            raise SystemExit(f"{bag}: every frame needs odometry and ground-truth depth")
+        frames = keyframes(frames, config.data.min_baseline_m)
         errors = [triplet_errors(predictor, t, config.loss.ssim_weight)
                   for t in zip(frames, frames[1:], frames[2:])]
         rows += errors
