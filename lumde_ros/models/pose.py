@@ -48,6 +48,12 @@ def cell_rays(k: torch.Tensor, image_size: tuple[int, int],
     return torch.stack([x.expand(-1, h, w), y.expand(-1, h, w)], dim=1)
 
 
+def _halvings(c_in: int, widths: tuple[int, ...]) -> nn.Sequential:
+    """Stride-2 conv-BN-ReLU6 layers of `widths`, each halving the resolution."""
+    return nn.Sequential(*(conv_bn_act(a, b, 3, stride=2)
+                           for a, b in zip((c_in, *widths), widths)))
+
+
 class PoseNet(nn.Module):
     """Both frames pass the same strided encoder (`features`: widths of its stride-2 layers;
     a cell is 2**len(features) pixels); the two encodings are compared at every offset within
@@ -68,18 +74,10 @@ class PoseNet(nn.Module):
         super().__init__()
         if not features or not channels or radius < 1:
             raise ValueError("features and channels need a layer each, radius at least 1")
-        layers, c_prev = [], 3
-        for c in features:
-            layers.append(conv_bn_act(c_prev, c, 3, stride=2))
-            c_prev = c
-        self.encoder = nn.Sequential(*layers)
+        self.encoder = _halvings(3, features)
         self.radius = radius
-        layers, c_prev = [], (2 * radius + 1) ** 2 + 2
-        for c in channels:
-            layers.append(conv_bn_act(c_prev, c, 3, stride=2))
-            c_prev = c
-        self.motion = nn.Sequential(*layers)
-        self.head = nn.Conv2d(c_prev, 6, 1)
+        self.motion = _halvings((2 * radius + 1) ** 2 + 2, channels)
+        self.head = nn.Conv2d(channels[-1], 6, 1)
         # Millimetres at first: near the identity, but not exactly. At exactly the identity
         # every warped view equals its source, auto-masking hides every pixel, and without
         # odometry nothing would ever move the pose away from it.
