@@ -19,25 +19,16 @@ import torch
 from torch.nn import functional as F
 
 from lumde_ros.checkpoint import load_checkpoint
-from lumde_ros.data.recording import Recording, RecordedFrame
-from lumde_ros.geometry import warp
+from lumde_ros.data.recording import RecordedFrame, Recording
+from lumde_ros.data.sampling import triplets
+from lumde_ros.data.triplets import Batch
 from lumde_ros.inference import DepthScale, Predictor, resize_image
-from lumde_ros.losses.photometric import min_reprojection, unmoved_error
+from lumde_ros.losses.photometric import unmoved_error
+from lumde_ros.losses.self_supervised import reprojection
 from lumde_ros.training.config import TeacherConfig, load_section
 
 CANDIDATES = ("ground truth", "model", "model, true median", "constant (median)",
               "ground truth x 0.5", "ground truth x 2")
-
-
-def keyframes(frames: list[RecordedFrame], min_baseline_m: float) -> list[RecordedFrame]:
-    """Frames each at least `min_baseline_m` (odometry) from the one kept before, as the
-    odometry route picks them."""
-    kept = [frames[0]]
-    for frame in frames[1:]:
-        step = np.linalg.inv(kept[-1].odom_from_camera) @ frame.odom_from_camera
-        if np.linalg.norm(step[:3, 3]) >= min_baseline_m:
-            kept.append(frame)
-    return kept
 
 
 def triplet_errors(predictor: Predictor, triplet: tuple[RecordedFrame, ...],
@@ -49,8 +40,10 @@ def triplet_errors(predictor: Predictor, triplet: tuple[RecordedFrame, ...],
     images = [torch.from_numpy(resize_image(f.rgb, *size)).permute(2, 0, 1)[None].float() / 255
               for f in triplet]
     k = torch.from_numpy(target.intrinsics.resized(*size).matrix()).float()[None]
-    motions = [torch.from_numpy(np.linalg.inv(f.odom_from_camera) @ target.odom_from_camera)
-               .float()[None] for f in (previous, following)]
+    motions = torch.from_numpy(np.stack([np.linalg.inv(f.odom_from_camera)
+                                         @ target.odom_from_camera
+                                         for f in (previous, following)])).float()[None]
+    batch = Batch(images[1], [images[0], images[2]], k, motions)
     truth = torch.from_numpy(np.nan_to_num(target.depth, nan=0.0, posinf=0.0)).float()
     truth = F.interpolate(truth[None, None], size[::-1], mode="nearest")
     truth = torch.where(truth > 0, truth, truth.max())  # no return (sky, holes): far
@@ -63,12 +56,10 @@ def triplet_errors(predictor: Predictor, triplet: tuple[RecordedFrame, ...],
     depths = dict(zip(CANDIDATES, (truth, model, model * median / model.median(),
                                    torch.full_like(truth, float(median)), truth / 2,
                                    truth * 2)))
-    unmoved = unmoved_error([images[0], images[2]], images[1], ssim_weight)
+    unmoved = unmoved_error(batch.sources, batch.target, ssim_weight)
     out = {}
     for name, depth in depths.items():
-        warped = [warp(source, depth, motion, k)[0]
-                  for source, motion in zip((images[0], images[2]), motions)]
-        error, mask = min_reprojection(warped, images[1], ssim_weight, unmoved)
+        error, mask = reprojection(depth, batch, batch.motions, ssim_weight, unmoved)
         out[name] = float((error * mask).mean())
     return out
 
@@ -88,9 +79,9 @@ def main() -> None:
             frames = list(recording.frames())
         if any(f.odom_from_camera is None or f.depth is None for f in frames):
             raise SystemExit(f"{bag}: every frame needs odometry and ground-truth depth")
-        frames = keyframes(frames, config.data.min_baseline_m)
-        errors = [triplet_errors(predictor, t, config.loss.ssim_weight)
-                  for t in zip(frames, frames[1:], frames[2:])]
+        errors = [triplet_errors(predictor, tuple(frames[i] for i in t),
+                                 config.loss.ssim_weight)
+                  for t in triplets(frames, config.data.min_baseline_m)]
         rows += errors
         print(f"{bag.name}: {len(errors)} triplets, " + ", ".join(
             f"{name} {np.mean([e[name] for e in errors]):.4f}" for name in CANDIDATES[:4]),
