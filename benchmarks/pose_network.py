@@ -44,24 +44,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     size = (args.width, args.height)
-    train = consecutive_pairs(simulate(args.work / "train", range(args.train_bags),
-                                       args.train_frames), size)
+    first, second, cameras, odometry = consecutive_pairs(simulate(
+        args.work / "train", range(args.train_bags), args.train_frames), size)
     held_out = consecutive_pairs(simulate(args.work / "eval", range(
         EVAL_SEED_START, EVAL_SEED_START + args.eval_bags), args.eval_frames), size)
-    both = torch.stack(train[:2], 1)  # (N, 2, 3, H, W): a pair mirrors as one
+    both = torch.stack([first, second], 1)  # (N, 2, 3, H, W): a pair mirrors as one
+    del first, second  # `both` holds them
     config = load_section("teacher", TeacherConfig).with_steps(args.steps)
     net = construct(PoseNet, config.pose_model)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.run.learning_rate)
     batch = 2 * config.run.batch_size  # a triplet gives the pose network two pairs
-    print(f"{len(train[0])} training pairs, {len(held_out[0])} held out, {size[0]}x{size[1]}, "
+    print(f"{len(both)} training pairs, {len(held_out[0])} held out, {size[0]}x{size[1]}, "
           f"batch {batch}, pose_model {config.pose_model}")
     print("step | training pairs: slope, correlation | held out: slope, correlation | s/step")
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
         for group in optimiser.param_groups:
             group["lr"] = config.run.learning_rate * lr_factor(config.run, step - 1)
-        pick = torch.randint(len(train[0]), (batch,))
-        pairs, k, motions = (x[pick] for x in (both, *train[2:]))
+        pick = torch.randint(len(both), (batch,))
+        pairs, k, motions = (x[pick] for x in (both, cameras, odometry))
         flip = torch.rand(batch) < 0.5
         pairs[flip], k[flip], motions[flip] = mirrored(pairs[flip], k[flip], motions[flip])
         found = net(pairs[:, 0], pairs[:, 1], k)
@@ -72,7 +73,8 @@ def main() -> None:
         optimiser.step()
         if step % args.every == 0 or step == args.steps:
             seconds = (time.perf_counter() - start) / step
-            own, other = yaw_fit(net, *(x[:600] for x in train)), yaw_fit(net, *held_out)
+            own = yaw_fit(net, both[:600, 0], both[:600, 1], cameras[:600], odometry[:600])
+            other = yaw_fit(net, *held_out)
             print(f"{step} | {own['slope']:.2f}, {own['correlation']:.2f} | "
                   f"{other['slope']:.2f}, {other['correlation']:.2f} | {seconds:.3f}",
                   flush=True)
