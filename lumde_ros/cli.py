@@ -37,6 +37,7 @@ def _number(kind: type, accept: Callable[[float], bool], what: str) -> Callable[
 COUNT = _number(int, lambda v: v > 0, "a positive integer")
 SIZE = _number(int, lambda v: v >= 0, "a size in pixels (0: the model's)")
 SEED = _number(int, lambda v: v >= 0, "a seed (0 or more)")
+VISIT = _number(int, lambda v: v >= 0, "a visit number (0 or more)")
 POSITIVE = _number(float, lambda v: v > 0, "a positive number")
 FOV = _number(float, lambda v: 1 <= v <= 179, "a field of view of 1-179 degrees")
 
@@ -91,7 +92,7 @@ def _simulate(args: argparse.Namespace) -> dict[str, object]:
                                     width=args.width, height=args.height,
                                     hfov_deg=args.hfov_deg, rate_hz=args.rate_hz,
                                     world=args.world, layout=args.layout, motion=args.motion,
-                                    odometry=args.odometry, storage=args.storage),
+                                    visit=args.visit, odometry=args.odometry, storage=args.storage),
                     progress=args.json != STDOUT)
 
 
@@ -234,6 +235,10 @@ def parser() -> argparse.ArgumentParser:
                                       "(default: drawn)")
     sim.add_argument("--motion", choices=("drive", "handheld"), default="drive",
                      help="drive: a wheeled robot; handheld: 6-DoF hand-held camera")
+    sim.add_argument("--visit", type=VISIT, default=0,
+                     help="another path through the same scene, camera and light: 0 (default) "
+                          "is the seed's own recording, each N > 0 a new start, route and "
+                          "sensor noise, as a robot that comes back to the place")
     sim.add_argument("--no-odometry", dest="odometry", action="store_false",
                      help="write no /odom and no odom->base_link tf")
     sim.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")

@@ -99,6 +99,7 @@ def test_eval_on_the_real_middlebury_photograph(tmp_path, student_path):
     (("simulate", "--out", "x", "--rate-hz", "0"), "--rate-hz: 0 is not a positive number"),
     (("simulate", "--out", "x", "--frames", "-3"), "--frames: -3 is not a positive integer"),
     (("simulate", "--out", "x", "--hfov-deg", "nan"), "nan is not a field of view"),
+    (("simulate", "--out", "x", "--visit", "-1"), "--visit: -1 is not a visit number"),
     (("demo", "--rate-hz", "0"), "--rate-hz: 0 is not a positive number"),
     (("eval", "--bag", "x", "--min-depth-m", "5", "--max-depth-m", "1"), "is not below"),
     (("info", "--json", "missing/info.json"), "not a file in an existing directory"),

@@ -56,6 +56,7 @@ class SimulateOptions:
     world: str = "varied"
     layout: str | None = None
     motion: str = "drive"
+    visit: int = 0
     odometry: bool = True
     storage: str = "mcap"
 
@@ -180,6 +181,15 @@ def _check(options: SimulateOptions, config: dict[str, Any]) -> str:
     return split
 
 
+def _visit(rng: np.random.Generator, options: SimulateOptions,
+           stream: int) -> np.random.Generator:
+    """The generator of the seed's `stream` (2: motion, 1: sensor noise) for visit
+    `options.visit`: `rng` itself on the first visit (0), so a seed's recording stays what it
+    was, and a generator of its own for every later one."""
+    return rng if options.visit == 0 else np.random.default_rng(
+        [options.seed, stream, options.visit])
+
+
 def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, object]:
     """Render the recording and write it; returns a summary. Refuses to overwrite."""
     config = load_sim_config()
@@ -191,7 +201,8 @@ def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, objec
         camera = Camera(options.width or classic.WIDTH, options.height or classic.HEIGHT,
                         options.hfov_deg or classic.HFOV_DEG, classic.classic_mount(rng),
                         0.0, 0.0, 0.0)
-        samples = classic.classic_motion(rng, path, options.frames, options.rate_hz)
+        samples = classic.classic_motion(_visit(rng, options, 2), path, options.frames,
+                                         options.rate_hz)
     else:
         if options.layout is not None:   # the seed still decides everything else
             config = {**config, "split": {**config["split"], split: {
@@ -199,9 +210,9 @@ def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, objec
         world = random_world(rng, split, config)
         camera = _camera(rng, options, config)
         move = drive if options.motion == "drive" else handheld
-        samples = move(rng, Clearance(world.occupancy()), options.frames, options.rate_hz,
-                       config["motion"])
-    sensor_rng = np.random.default_rng([options.seed, 1])
+        samples = move(_visit(rng, options, 2), Clearance(world.occupancy()), options.frames,
+                       options.rate_hz, config["motion"])
+    sensor_rng = _visit(np.random.default_rng([options.seed, 1]), options, 1)
     intrinsics = camera_intrinsics(camera.width, camera.height, camera.hfov_deg)
     optical = pose_matrix(np.zeros(3), quaternion_from_rpy(*OPTICAL_FROM_LINK_RPY))
     renderer = SceneRenderer(world.parts, world.light, tuple(props))
@@ -248,7 +259,7 @@ def simulate(options: SimulateOptions, progress: bool = True) -> dict[str, objec
     return {"bag": str(options.out), "seed": options.seed, "split": split,
             "world": options.world, "layout": world.layout, "objects": sorted(set(world.objects)),
             "texture_families": list(world.families), "motion": options.motion,
-            "odometry": options.odometry, "frames": options.frames,
+            "visit": options.visit, "odometry": options.odometry, "frames": options.frames,
             "width": camera.width, "height": camera.height,
             "hfov_deg": round(camera.hfov_deg, 2),
             "camera_height_m": round(float(

@@ -135,3 +135,30 @@ def test_every_layout_renders_depth_from_near_to_far(tmp_path):
                 inner_edges.append(np.mean(grad[h // 4:3 * h // 4, w // 4:3 * w // 4] > 0.2))
     assert min(near) < 1.0 and max(far) > 5.0
     assert np.mean(np.array(inner_edges) > 0) > 0.3
+
+
+def test_a_later_visit_is_the_same_place_and_camera_on_another_path(tmp_path):
+    """`--visit N`: what a robot coming back records (the in-place fine-tune benchmark's
+    held-out frames); the seed's own recording is visit 0 and stays as it was."""
+    summaries, frames = [], []
+    for name, visit in (("first", 0), ("second", 1), ("again", 1)):
+        summaries.append(simulate(SimulateOptions(out=tmp_path / name, seed=1003, frames=8,
+                                                  visit=visit), progress=False))
+        with Recording(tmp_path / name) as rec:
+            frames.append(list(rec.frames()))
+    first, second, again = frames
+    for key in ("layout", "objects", "texture_families", "width", "height", "hfov_deg",
+                "camera_height_m"):
+        assert summaries[0][key] == summaries[1][key], key
+    assert (summaries[0]["visit"], summaries[1]["visit"]) == (0, 1)
+    assert first[0].intrinsics == second[0].intrinsics
+    assert np.allclose(first[0].floor_from_camera, second[0].floor_from_camera,
+                       atol=1e-6)                                          # same mount
+    travelled = [np.linalg.norm(f[-1].odom_from_camera[:3, 3] - f[0].odom_from_camera[:3, 3])
+                 for f in (first, second)]
+    assert not np.allclose(first[-1].odom_from_camera, second[-1].odom_from_camera)
+    assert min(travelled) > 0.05
+    assert np.abs(first[0].rgb.astype(int) - second[0].rgb).mean() > 5     # another view
+    for a, b in zip(second, again):                                         # deterministic
+        assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.depth, b.depth)
+        assert np.array_equal(a.odom_from_camera, b.odom_from_camera)
