@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lumde_ros.data.recording import Recording
-from lumde_ros.evaluation import CONSTANT, METRICS
+from lumde_ros.evaluation import CAMERA_HEIGHT, CONSTANT, METRICS
 from lumde_ros.geometry import pose_from_vector
 from lumde_ros.inference import resize_image
 from lumde_ros.models import PoseNet, construct
@@ -37,10 +37,11 @@ def layouts(seed: int, world: str) -> tuple[str, ...]:
     return tuple(config["split"][split_name(seed, config)]["layouts"])
 
 
-def simulate(folder: Path, seeds: range, frames: int, world: str = "varied") -> list[Path]:
+def simulate(folder: Path, seeds: range, frames: int, world: str = "varied", visit: int = 0,
+             odometry: bool = True) -> list[Path]:
     """One recording per seed, folder/seed-N, the layouts cycled (see `layouts`), with `lumde
     simulate`'s summary beside it (seed-N.json: layout, objects, texture families); existing
-    ones are kept."""
+    ones are kept. `visit`, `odometry`: as `lumde simulate`'s --visit and --no-odometry."""
     folder.mkdir(parents=True, exist_ok=True)
     bags = []
     for seed in seeds:
@@ -50,6 +51,7 @@ def simulate(folder: Path, seeds: range, frames: int, world: str = "varied") -> 
             layout = ["--layout", cycle[seed % len(cycle)]]
             subprocess.run([*LUMDE, "simulate", "--out", str(bag), "--seed", str(seed),
                             "--frames", str(frames), "--world", world, *layout,
+                            "--visit", str(visit), *([] if odometry else ["--no-odometry"]),
                             "--json", str(bag.with_suffix(".json"))], check=True)
         bags.append(bag)
     return bags
@@ -103,16 +105,18 @@ def evaluate_real(model: Path) -> dict[str, dict]:
 
 
 def aggregate(per_bag: list[tuple[str, dict]]) -> dict[str, dict]:
-    """Frame-weighted means of per-recording results (protocols and the constant baseline),
-    per layout and over all."""
+    """Frame-weighted means of per-recording results (protocols, the constant baseline and,
+    where every recording has it, the camera-height scale), per layout and over all."""
     groups = {"all": [r for _, r in per_bag]}
     groups.update({layout: [r for k, r in per_bag if k == layout]
                    for layout in sorted({k for k, _ in per_bag})})
     out = {}
     for name, rows in groups.items():
         frames = np.array([r["frames"] for r in rows], float)
+        keys = (*PROTOCOLS, CONSTANT, *((CAMERA_HEIGHT,) if all(CAMERA_HEIGHT in r for r in rows)
+                                        else ()))
         out[name] = {key: {m: float(np.average([r[key][m] for r in rows], weights=frames))
-                           for m in METRICS} for key in (*PROTOCOLS, CONSTANT)}
+                           for m in METRICS} for key in keys}
     return out
 
 
