@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -55,7 +54,7 @@ def fine_tune(run: Path, bag: Path, options: list[str]) -> tuple[dict | None, st
 
 def row(name: str, values: list[float]) -> str:
     """constant | then each model's median-scaled / unscaled / camera-height delta1."""
-    text = [f"{v:.3f}" if v == v else "-" for v in values]  # NaN: no camera-height line
+    text = ["-" if math.isnan(v) else f"{v:.3f}" for v in values]  # NaN: no such line
     return f"{name} | {text[0]} | " + " | ".join(" / ".join(text[i:i + 3])
                                                 for i in range(1, len(text), 3))
 
@@ -81,12 +80,8 @@ def main() -> None:
     recorded = simulate(args.work / f"visit-1-{route}", seeds, args.record_frames, visit=1,
                         odometry=args.odometry)
     evaluated = simulate(args.work / "visit-2", seeds, args.eval_frames, visit=2)
-    # Evaluation writes its results beside the model: keep the shipped files out of it.
-    shipped = args.work / "shipped"
-    shipped.mkdir(parents=True, exist_ok=True)
-    for role in ROLES:
-        if not (shipped / f"{role}.pt").exists():
-            shutil.copy(shipped_weights(role), shipped / f"{role}.pt")
+    runs = args.work / "-".join(["finetune", route,
+                                  *(f"{f}-{v}" for f, v in changed.items())])
     print(f"fine-tune: {' '.join(options)}")
     print(f"first visit: {args.record_frames} frames, {route}; second visit: "
           f"{args.eval_frames} frames; delta1, depth in (0.1, 10) m, median-scaled / unscaled "
@@ -95,15 +90,16 @@ def main() -> None:
           "| gate | minutes")
     rows: list[list[float]] = []
     for seed, first, second in zip(seeds, recorded, evaluated):
-        runs = "-".join(["finetune", route, *(f"{f}-{v}" for f, v in changed.items())])
-        summary, minutes = fine_tune(args.work / runs / first.name, first, options)
+        summary, minutes = fine_tune(runs / first.name, first, options)
         if summary is None:
             print(f"{seed} {layout_of(second)} | refused: {minutes}", flush=True)
             continue
         run, values = Path(summary["out"]), []
         for role in ROLES:
-            for model in (shipped / f"{role}.pt", run / role / f"{role}.pt"):
-                result = evaluate(model, [second])["all"]
+            # The shipped model's results go to --work, never into the package's weights/.
+            for model, folder in ((shipped_weights(role), args.work / f"shipped-{role}"),
+                                  (run / role / f"{role}.pt", None)):
+                result = evaluate(model, [second], folder)["all"]
                 values += [result[key]["a1"] if key in result else math.nan
                            for key in ("median_scaled", "unscaled", CAMERA_HEIGHT)]
         rows.append([result[CONSTANT]["a1"], *values])

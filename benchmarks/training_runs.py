@@ -82,12 +82,15 @@ def train(command: str, run: Path, bags: list[Path], steps: int, config: str,
     return json.loads(summary.read_text())
 
 
-def evaluate(model: Path, bags: list[Path]) -> dict[str, dict]:
-    """`lumde eval` per recording; frame-weighted means per layout and over all, each with
-    the constant baseline on the same frames."""
+def evaluate(model: Path, bags: list[Path], folder: Path | None = None) -> dict[str, dict]:
+    """`lumde eval` per recording, each result kept in `folder` (default: beside the model);
+    frame-weighted means per layout and over all, each with the constant baseline on the same
+    frames."""
     per_bag = []
+    folder = folder or model.parent
+    folder.mkdir(parents=True, exist_ok=True)
     for bag in bags:
-        out = model.parent / f"eval-{bag.name}.json"
+        out = folder / f"eval-{bag.name}.json"
         subprocess.run([*LUMDE, "eval", "--bag", str(bag), "--model", str(model),
                         "--min-depth-m", str(MIN_DEPTH_M), "--max-depth-m", str(MAX_DEPTH_M),
                         "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
