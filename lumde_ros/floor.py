@@ -34,6 +34,7 @@ class FloorConfig:
     calibration_frames: int      # a relative run's frames fitted for its metric scale (0: none)
     calibration_min_fits: int    # fits that must find the floor for that scale
     calibration_max_spread: float  # their scales' interquartile range over the median, at most
+    gate_max_error: float  # a fine-tune's gate: how far off the held-out floor may put metres
 
 
 @dataclass(frozen=True)
@@ -194,13 +195,11 @@ class FloorCalibration:
                 **({"reason": self.reason} if self.reason else {})}
 
 
-def calibrate(frames: Iterable[tuple[np.ndarray, Intrinsics, np.ndarray]],
-              config: FloorConfig) -> FloorCalibration:
-    """A fixed metric scale for a model whose depth is right only up to scale, from frames
-    (depth in the model's units, its intrinsics, floor_from_camera as `up_in_camera` takes
-    it): one floor fit per frame. The scale is refused, with the reason, when fewer than
-    calibration_min_fits frames show a floor or their scales disagree by more than
-    calibration_max_spread: a scale marked metric must hold for the whole model."""
+def floor_scales(frames: Iterable[tuple[np.ndarray, Intrinsics, np.ndarray]],
+                 config: FloorConfig) -> tuple[list[float], int, str]:
+    """One floor fit per frame (depth in any units, its intrinsics, floor_from_camera as
+    `up_in_camera` takes it): the metres per unit of every fit that found the floor, how many
+    did not and the last one's reason."""
     scales, refused, last_refusal = [], 0, ""
     for k, (depth, intrinsics, floor_from_camera) in enumerate(frames):
         scale, why = floor_scale(depth, intrinsics, *up_in_camera(floor_from_camera), config,
@@ -209,6 +208,16 @@ def calibrate(frames: Iterable[tuple[np.ndarray, Intrinsics, np.ndarray]],
             refused, last_refusal = refused + 1, why
         else:
             scales.append(scale)
+    return scales, refused, last_refusal
+
+
+def calibrate(frames: Iterable[tuple[np.ndarray, Intrinsics, np.ndarray]],
+              config: FloorConfig) -> FloorCalibration:
+    """A fixed metric scale for a model whose depth is right only up to scale, from
+    `floor_scales` of its frames. The scale is refused, with the reason, when fewer than
+    calibration_min_fits frames show a floor or their scales disagree by more than
+    calibration_max_spread: a scale marked metric must hold for the whole model."""
+    scales, refused, last_refusal = floor_scales(frames, config)
     fits = len(scales) + refused
     if not fits:
         return FloorCalibration(None, 0, 0, math.nan, (

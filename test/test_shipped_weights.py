@@ -12,8 +12,10 @@ import pytest
 from lumde_ros.checkpoint import load_checkpoint, save_checkpoint, untrained_student
 from lumde_ros.data.triplets import load_triplets
 from lumde_ros.evaluation import evaluate_recording
+from lumde_ros.floor import FloorConfig
 from lumde_ros.inference import default_model, shipped_weights
 from lumde_ros.sim.recording import EVAL_SEED_START, SimulateOptions, simulate
+from lumde_ros.training.config import load_section
 from lumde_ros.training.gate import gate
 
 # delta1 points the shipped student must be ahead of an untrained one and of the constant
@@ -22,6 +24,7 @@ from lumde_ros.training.gate import gate
 MARGIN = 0.1
 # How far off the unit a test gives a checkpoint whose metres the floor must find again.
 WRONG_SCALE = 2.5
+FLOOR = load_section("floor", FloorConfig)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +71,12 @@ def test_the_gate_keeps_a_trained_model_and_refuses_it_at_the_wrong_scale(
     checkpoint = load_checkpoint(student)
     data = load_triplets([held_out_scene], checkpoint.input_width, checkpoint.input_height,
                          "odometry", 0.05, holdout=0.5, held_out=True)
-    same = gate(student, student, data, None, 0.02, 0.85)
+    same = gate(student, student, data, None, 0.02, 0.85, FLOOR)
     assert same["accepted"] and math.isfinite(same["serving"]["photometric_error"])
     for factor in (0.33, 3.0):  # the same depth in the wrong unit explains the motion worse
         wrong = save_checkpoint(dataclasses.replace(
             checkpoint, depth_scale=checkpoint.depth_scale * factor), tmp_path / "wrong.pt")
-        verdict = gate(wrong, student, data, None, 0.02, 0.85)
+        verdict = gate(wrong, student, data, None, 0.02, 0.85, FLOOR)
         assert not verdict["accepted"], verdict
 
 
@@ -86,9 +89,8 @@ def test_the_shipped_teacher_made_relative_is_made_metric_again_by_the_camera_he
     from bags import copy_bag
 
     from lumde_ros.evaluation import CAMERA_HEIGHT
-    from lumde_ros.floor import FloorConfig
     from lumde_ros.training.camera_height import scale_from_camera_height
-    from lumde_ros.training.config import TeacherConfig, load_section
+    from lumde_ros.training.config import TeacherConfig
 
     teacher = load_checkpoint(shipped_weights("teacher"))
     relative = save_checkpoint(dataclasses.replace(
@@ -96,12 +98,11 @@ def test_the_shipped_teacher_made_relative_is_made_metric_again_by_the_camera_he
         tmp_path / "relative.pt")
     forgotten = evaluate_recording(held_out_scene, relative, 0.1, 10.0)
     mounted = copy_bag(held_out_scene, tmp_path / "mounted", {"/odom", "/tf"})
-    floor = load_section("floor", FloorConfig)
     found = scale_from_camera_height(relative, [mounted], load_section("teacher",
                                                                        TeacherConfig).data,
-                                     floor, threads=1)
+                                     FLOOR, threads=1)
     assert found["metres_per_unit"] is not None, found
-    assert found["fits"] >= floor.calibration_min_fits and found["spread"] <= 0.3
+    assert found["fits"] >= FLOOR.calibration_min_fits and found["spread"] <= 0.3
     scaled = load_checkpoint(relative)
     assert scaled.metric and scaled.scale_source == "camera_height"
     assert scaled.provenance["scale"]["fits"] == found["fits"]
@@ -110,3 +111,42 @@ def test_the_shipped_teacher_made_relative_is_made_metric_again_by_the_camera_he
     assert metres["scale_source"] == "camera_height"
     assert metres["unscaled"]["a1"] > forgotten["unscaled"]["a1"] + MARGIN
     assert metres["unscaled"]["a1"] == pytest.approx(own[CAMERA_HEIGHT]["a1"], abs=0.1)
+
+
+def test_without_odometry_the_gate_judges_metres_by_the_floor(held_out_scene, tmp_path):
+    """On the hall recorded without odometry (the camera's mount in /tf_static only), the
+    camera's height is the only length left to judge a metric candidate by: the shipped
+    student rescaled to agree with its held-out floor is accepted, the same WRONG_SCALE times
+    too far is refused for its metres alone, unless the serving model is further off still."""
+    from bags import copy_bag
+
+    from lumde_ros.models import PoseNet, construct
+    from lumde_ros.training.config import DistillConfig
+
+    shipped = shipped_weights("student")
+    student = load_checkpoint(shipped)
+    mounted = copy_bag(held_out_scene, tmp_path / "mounted", {"/odom", "/tf"})
+    data = load_triplets([mounted], student.input_width, student.input_height, "auto", 0.05,
+                         holdout=0.5, held_out=True)
+    assert not data.metric and len(data)
+    pose_net = construct(PoseNet, load_section("distill", DistillConfig).pose_model)
+
+    def judged(candidate, serving) -> dict:
+        return gate(candidate, serving, data, pose_net, 0.02, 0.85, FLOOR)
+
+    def scaled(factor: float, name: str):
+        return save_checkpoint(dataclasses.replace(
+            student, depth_scale=student.depth_scale * factor), tmp_path / name)
+
+    own = judged(shipped, shipped)["serving"]
+    assert own["floor_fits"] >= 3, own
+    right = judged(scaled(own["floor_scale"], "right.pt"), shipped)
+    assert right["accepted"], right
+    assert right["candidate"]["floor_scale"] == pytest.approx(1.0, rel=1e-3)
+    wrong_path = scaled(own["floor_scale"] * WRONG_SCALE, "wrong.pt")
+    wrong = judged(wrong_path, shipped)
+    assert not wrong["accepted"] and "disagree with the camera's height" in wrong["reason"]
+    assert wrong["candidate"]["photometric_error"] == pytest.approx(
+        right["candidate"]["photometric_error"], rel=1e-4)  # the shape is the same
+    further = scaled(own["floor_scale"] * WRONG_SCALE ** 2, "further.pt")
+    assert judged(wrong_path, further)["accepted"]

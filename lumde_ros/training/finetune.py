@@ -222,7 +222,7 @@ def judge(out: Path, bags: list[str], serving: str | None,
         pose_net.load_state_dict(modules["pose"])
     limit_threads(options.threads)
     verdict = gate(out / "student" / "student.pt", serving, data, pose_net, options.gate_margin,
-                   config.photo.ssim_weight)
+                   config.photo.ssim_weight, load_section("floor", FloorConfig, out / OVERLAY_FILE))
     with atomic_path(out / GATE_FILE) as tmp:
         tmp.write_text(json.dumps(verdict, indent=2))
     return verdict

@@ -8,6 +8,10 @@ Without odometry the motion comes from the new run's pose network, whose transla
 units of each frame's median depth (as it was trained, losses/self_supervised.py); each
 model's depth is then divided by its median per frame and tried at a few global scale factors
 around that, judged at its best one, so the gate compares the shape of the depth, not a unit.
+The metres of a model marked metric are then judged by the only measure of length left: where
+tf places the camera over the floor, the floor fitted in its held-out depth must lie the
+camera's height below the camera (within floor.gate_max_error, or no worse than the serving
+model's), as it did on the frames its scale was calibrated on (camera_height.py).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from torch import nn
 
 from lumde_ros.data.triplets import TripletData, camera_motions
 from lumde_ros.errors import InferenceError, ModelLoadError
+from lumde_ros.floor import FloorConfig, floor_scales
 from lumde_ros.geometry import Intrinsics, warp
 from lumde_ros.inference import Predictor, load_model_or_default, resolve_scale
 from lumde_ros.losses.photometric import photometric_error
@@ -78,6 +83,33 @@ def reprojection_error(depths: np.ndarray, data: TripletData, motions: torch.Ten
     return float(totals[best] / len(data)), scales[best]
 
 
+def floor_agreement(depths: np.ndarray, data: TripletData, floor: FloorConfig
+                    ) -> dict[str, Any]:
+    """How far the metres of `depths` (N, 1, H, W, one per held-out target frame) are from
+    the camera's height where tf places the camera over the floor: `floor_scale`, the median
+    over the frames whose floor is found of camera height / the floor's distance in the
+    depth, is 1.0 where they agree and None where no frame shows the floor."""
+    height, width = depths.shape[-2:]
+    frames = data.triplets[:, 1]
+    poses = (np.full((len(frames), 4, 4), np.nan) if data.floors is None
+             else data.floors[frames].numpy())
+    placed = [(depth[0], Intrinsics.from_matrix(k, width, height), pose)
+              for depth, k, pose in zip(depths, data.k[frames].numpy(), poses)
+              if np.isfinite(pose).all() and pose[2, 3] > 0]
+    scales, refused, why = floor_scales(placed, floor)
+    return {"floor_scale": float(np.median(scales)) if scales else None,
+            "floor_fits": len(scales), "floor_refused": refused,
+            **({"floor_reason": why or "tf places the camera over the floor in no held-out "
+                "frame"} if not scales else {})}
+
+
+def floor_error(figures: dict[str, Any]) -> float:
+    """The factor by which a model's metres are off by its held-out floor, as a fraction
+    (0.25: a quarter too near or too far); NaN where they were not judged."""
+    scale = figures.get("floor_scale")
+    return math.nan if scale is None else max(scale, 1 / scale) - 1
+
+
 def held_out_motions(data: TripletData, pose_net: nn.Module | None) -> torch.Tensor:
     """Motions target -> (previous, next) of every held-out triplet: odometry where the data
     has it, else the pose network's."""
@@ -97,7 +129,8 @@ def relative_reason(data: TripletData) -> str:
 
 
 def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
-         pose_net: nn.Module | None, margin: float, ssim_weight: float) -> dict[str, Any]:
+         pose_net: nn.Module | None, margin: float, ssim_weight: float,
+         floor: FloorConfig) -> dict[str, Any]:
     """Judge `candidate` against the `serving` model (None: the package's default) on the
     held-out triplets `data`. Returns both models' figures, whether the candidate is
     accepted and why."""
@@ -108,6 +141,8 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
         figures[role] = {"model": str(model) if model else "(default)"}
         try:
             depths, metric = model_depths(model, data)
+            if metric and not data.metric:
+                figures[role].update(floor_agreement(depths, data, floor))
             if not data.metric:
                 depths = depths / np.median(depths, axis=(1, 2, 3), keepdims=True)
         except ModelLoadError as err:  # judged as unusable, with the loader's reason
@@ -118,6 +153,12 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
         figures[role].update(photometric_error=error, finite=math.isfinite(error), scale=scale,
                              metric=metric)
     new, old = figures["candidate"]["photometric_error"], figures["serving"]["photometric_error"]
+    off, metres = floor_error(figures["candidate"]), ""
+    if figures["candidate"].get("metric") and not data.metric:
+        candidate = figures["candidate"]
+        metres = (f"; its metres were not checked ({candidate['floor_reason']})"
+                  if math.isnan(off) else f": its depth is {1 / candidate['floor_scale']:.2f} "
+                  f"times what the floor gives on {candidate['floor_fits']} held-out frames")
     if "error" in figures["candidate"]:
         accepted, reason = False, f"the candidate cannot serve: {figures['candidate']['error']}"
     elif figures["serving"].get("metric") and not figures["candidate"]["metric"]:
@@ -129,8 +170,13 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
     elif math.isfinite(old) and new > old * (1 + margin):
         accepted, reason = False, (f"photometric error {new:.4f} is more than {margin:.0%} "
                                    f"worse than the serving model's {old:.4f}")
+    elif off > floor.gate_max_error and not off <= floor_error(figures["serving"]):
+        accepted, reason = False, (
+            f"its metres disagree with the camera's height{metres}, more than "
+            f"{floor.gate_max_error:.0%} (floor.gate_max_error) and more than the serving "
+            "model's: its scale did not carry over from the frames it was calibrated on")
     else:
         accepted, reason = True, (f"photometric error {new:.4f} against the serving model's "
-                                  f"{old:.4f} (margin {margin:.0%})")
+                                  f"{old:.4f} (margin {margin:.0%})" + metres)
     return {"accepted": accepted, "reason": reason, "margin": margin, "triplets": len(data),
             "motion": "odometry" if data.metric else "pose network", **figures}

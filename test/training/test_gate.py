@@ -14,34 +14,43 @@ import torch
 from lumde_ros.checkpoint import load_checkpoint, save_checkpoint
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.triplets import TripletData, load_triplets
+from lumde_ros.floor import FloorConfig
 from lumde_ros.inference import resize_image
-from lumde_ros.training.gate import (RELATIVE_SCALES, gate, held_out_motions, model_depths,
-                                     reprojection_error)
+from lumde_ros.training.config import load_section
+from lumde_ros.training.gate import (RELATIVE_SCALES, floor_agreement, gate, held_out_motions,
+                                     model_depths, reprojection_error)
 
 WIDTH, HEIGHT = 96, 64
 SSIM = 0.85
+FLOOR = load_section("floor", FloorConfig)
 
 
-@pytest.fixture(scope="module")
-def with_truth(sim_bag) -> tuple[TripletData, np.ndarray]:
-    """Consecutive triplets of the simulated room at the network size, and each target
-    frame's true depth (N, 1, H, W)."""
-    images, ks, poses, depths = [], [], [], []
-    with Recording(sim_bag) as recording:
+def triplets_with_truth(bag) -> tuple[TripletData, np.ndarray]:
+    """Consecutive triplets of a simulated recording at the network size (with odometry and
+    each frame's pose over the floor), and each target frame's true depth (N, 1, H, W)."""
+    images, ks, poses, floors, depths = [], [], [], [], []
+    with Recording(bag) as recording:
         for frame in recording.frames():
             images.append(resize_image(frame.rgb, WIDTH, HEIGHT))
             ks.append(frame.intrinsics.resized(WIDTH, HEIGHT).matrix())
             poses.append(frame.odom_from_camera)
+            floors.append(frame.floor_from_camera)
             depths.append(cv2.resize(frame.depth, (WIDTH, HEIGHT),
                                      interpolation=cv2.INTER_NEAREST))
     rows = [(i - 1, i, i + 1) for i in range(1, len(images) - 1)]
     data = TripletData(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
                        torch.from_numpy(np.stack(ks)).float(),
                        torch.from_numpy(np.stack(poses)), torch.tensor(rows),
-                       [{"bag": str(sim_bag)}])
+                       [{"bag": str(bag)}], floors=torch.from_numpy(np.stack(floors)))
     truth = np.stack([depths[i] for _, i, _ in rows])[:, None].astype(np.float32)
     assert np.isfinite(truth).all()
     return data, truth
+
+
+@pytest.fixture(scope="module")
+def with_truth(sim_bag) -> tuple[TripletData, np.ndarray]:
+    """The simulated room's triplets and true depths (triplets_with_truth)."""
+    return triplets_with_truth(sim_bag)
 
 
 def test_with_odometry_the_true_metric_depth_explains_the_frames_best(with_truth):
@@ -89,13 +98,13 @@ def test_gate_accepts_an_equal_model_and_rejects_a_worse_or_broken_one(
     assert not metric  # the untrained student's depth is relative
     calibrated = scaled_copy(student_path, float(np.median(truth) / np.median(served)),
                              tmp_path / "calibrated.pt")
-    same = gate(calibrated, calibrated, data, None, 0.02, SSIM)
+    same = gate(calibrated, calibrated, data, None, 0.02, SSIM, FLOOR)
     assert same["accepted"], same
     assert same["candidate"]["photometric_error"] == same["serving"]["photometric_error"]
     assert same["motion"] == "odometry" and same["triplets"] == len(data)
 
     too_far = gate(scaled_copy(calibrated, 8.0, tmp_path / "far.pt"), calibrated, data, None,
-                   0.02, SSIM)
+                   0.02, SSIM, FLOOR)
     assert not too_far["accepted"], too_far
     assert too_far["candidate"]["photometric_error"] > 1.02 * too_far["serving"][
         "photometric_error"]
@@ -106,14 +115,14 @@ def test_gate_accepts_an_equal_model_and_rejects_a_worse_or_broken_one(
            for k, v in checkpoint.state_dict.items()}
     broken = save_checkpoint(dataclasses.replace(checkpoint, state_dict=nan),
                              tmp_path / "broken.pt")
-    verdict = gate(broken, calibrated, data, None, 0.02, SSIM)
+    verdict = gate(broken, calibrated, data, None, 0.02, SSIM, FLOOR)
     assert not verdict["accepted"] and "cannot serve" in verdict["reason"]
     assert "NaN or Inf" in verdict["candidate"]["error"]
     assert math.isfinite(verdict["serving"]["photometric_error"])
 
     # However well it scores, relative depth never replaces metres.
     metric = save_checkpoint(dataclasses.replace(checkpoint, metric=True), tmp_path / "m.pt")
-    relative = gate(calibrated, metric, data, None, 0.02, SSIM)
+    relative = gate(calibrated, metric, data, None, 0.02, SSIM, FLOOR)
     assert not relative["accepted"] and "would replace metric depth" in relative["reason"]
     assert relative["serving"]["metric"] and not relative["candidate"]["metric"]
 
@@ -129,3 +138,15 @@ def test_held_out_frames_are_the_end_of_each_recording_and_never_trained_on(sim_
     assert not trained & judged
     assert len(train.images) + len(held.images) == len(everything.images)
     assert held.images[-1].equal(everything.images[-1])
+
+
+def test_the_floor_measures_how_far_off_a_depth_s_metres_are(floor_bag):
+    data, truth = triplets_with_truth(floor_bag)
+    far = np.where(truth < 10.0, truth, np.nan)  # the sky-free room: beyond 10 m is no surface
+    right = floor_agreement(far, data, FLOOR)
+    assert right["floor_fits"] == len(data) and right["floor_scale"] == pytest.approx(1, rel=0.03)
+    assert floor_agreement(far * 2, data, FLOOR)["floor_scale"] == pytest.approx(0.5, rel=0.03)
+    unplaced = dataclasses.replace(data, floors=torch.full_like(data.floors, math.nan))
+    none = floor_agreement(far, unplaced, FLOOR)
+    assert none["floor_scale"] is None and none["floor_fits"] == 0
+    assert "tf places the camera over the floor in no held-out frame" in none["floor_reason"]
