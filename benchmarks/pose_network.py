@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import torch
-from training_runs import consecutive_pairs, simulate, yaw_fit
+from training_runs import simulate
 
 from lumde_ros.data.triplets import mirrored
+from lumde_ros.evaluation import consecutive_pairs, pose_yaws, yaw_fit
 from lumde_ros.geometry import pose_from_vector
 from lumde_ros.losses.self_supervised import motion_error
 from lumde_ros.models import PoseNet, construct
@@ -73,8 +74,9 @@ def main() -> None:
         optimiser.step()
         if step % args.every == 0 or step == args.steps:
             seconds = (time.perf_counter() - start) / step
-            own = yaw_fit(net, both[:600, 0], both[:600, 1], cameras[:600], odometry[:600])
-            other = yaw_fit(net, *held_out)
+            own = yaw_fit(*pose_yaws(net, both[:600, 0], both[:600, 1], cameras[:600],
+                                          odometry[:600]))
+            other = yaw_fit(*pose_yaws(net, *held_out))
             print(f"{step} | {own['slope']:.2f}, {own['correlation']:.2f} | "
                   f"{other['slope']:.2f}, {other['correlation']:.2f} | {seconds:.3f}",
                   flush=True)

@@ -5,7 +5,6 @@ and a run's pose network against odometry."""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lumde_ros.data.recording import Recording
-from lumde_ros.evaluation import CAMERA_HEIGHT, CONSTANT, METRICS
-from lumde_ros.geometry import pose_from_vector
-from lumde_ros.inference import resize_image
+from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, METRICS, consecutive_pairs,
+                                  pose_yaws, yaw_fit)
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.sim.world import load_sim_config, split_name
 from lumde_ros.training.run import STATE_FILE
@@ -131,47 +128,6 @@ def table_header(title: str, width: int = 34) -> str:
     return f"{title:<{width}}" + "".join(f"{m:>9}" for m in METRICS)
 
 
-def yaw_deg(motion: np.ndarray) -> float:
-    """Turn (degrees) of a motion (4, 4) about the optical frame's y axis (down)."""
-    return math.degrees(math.atan2(motion[0, 2], motion[0, 0]))
-
-
-def consecutive_pairs(bags: list[Path], size: tuple[int, int]
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every pair of consecutive frames of `bags` with odometry, at `size` (width, height):
-    first and second RGB (N, 3, H, W) in [0, 1], their camera matrices at `size` (N, 3, 3)
-    and the odometry motion first -> second camera (N, 4, 4)."""
-    first, second, k, motions = [], [], [], []
-    for bag in bags:
-        with Recording(bag) as recording:
-            frames = [(resize_image(f.rgb, *size), f.odom_from_camera,
-                       f.intrinsics.resized(*size).matrix()) for f in recording.frames()]
-        for (a, pose_a, k_a), (b, pose_b, _) in zip(frames, frames[1:]):
-            if pose_a is not None and pose_b is not None:
-                first.append(a)
-                second.append(b)
-                k.append(k_a)
-                motions.append(np.linalg.inv(pose_b) @ pose_a)
-    return (*(torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).float() / 255
-              for x in (first, second)),
-            *(torch.from_numpy(np.stack(x)).float() for x in (k, motions)))
-
-
-def yaw_fit(net: PoseNet, first: torch.Tensor, second: torch.Tensor, k: torch.Tensor,
-            motions: torch.Tensor) -> dict[str, float]:
-    """`net`'s turn between each pair (cameras `k`) against the truth `motions`: the slope of
-    a line through (truth, predicted) and their correlation, the figures #21's targets name."""
-    training = net.training
-    with torch.no_grad():
-        found = [net.eval()(*x) for x in zip(first.split(64), second.split(64), k.split(64))]
-    net.train(training)
-    predicted = np.array([yaw_deg(m) for f in found
-                          for m in pose_from_vector(f.axis_angle, f.translation).numpy()])
-    truth = np.array([yaw_deg(m) for m in motions.numpy()])
-    return {"slope": float(np.polyfit(truth, predicted, 1)[0]),
-            "correlation": float(np.corrcoef(truth, predicted)[0, 1]), "pairs": len(truth)}
-
-
 def yaw_agreement(run: Path, bags: list[Path]) -> dict[str, float]:
     """A run's pose network (its state, `run`/state.pt) against odometry on consecutive
     frames of `bags` (`yaw_fit`)."""
@@ -180,4 +136,4 @@ def yaw_agreement(run: Path, bags: list[Path]) -> dict[str, float]:
     net = construct(PoseNet, config["pose_model"])
     net.load_state_dict(state["modules"]["pose"])
     size = (config["data"]["input_width"], config["data"]["input_height"])
-    return yaw_fit(net, *consecutive_pairs(bags, size))
+    return yaw_fit(*pose_yaws(net, *consecutive_pairs(bags, size)))

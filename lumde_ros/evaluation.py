@@ -1,4 +1,5 @@
-"""Standard monocular depth metrics (Eigen et al., 2014), computed per image and averaged.
+"""Standard monocular depth metrics (Eigen et al., 2014), computed per image and averaged,
+and a pose network's turns against odometry (the yaw slope and correlation #21 names).
 
 Only ground truth is used here, never for training. `median_scaling` applies the monocular
 protocol (each prediction scaled by median(gt) / median(pred)); without it the metrics judge
@@ -8,6 +9,7 @@ that has learned nothing about geometry; a figure means something only beside it
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +19,10 @@ import numpy as np
 from lumde_ros.errors import BagError
 
 if TYPE_CHECKING:
+    import torch
+
     from lumde_ros.geometry import Intrinsics
+    from lumde_ros.models import PoseNet
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 # delta thresholds: the fraction of pixels with max(pred/gt, gt/pred) below 1.25**k.
@@ -212,3 +217,58 @@ def evaluate_middlebury(checkpoint_path: str | Path | None, min_depth_m: float,
     return {"image": "Middlebury 2014 Motorcycle (skimage.data.stereo_motorcycle)",
             "domain_gap": True, **about, "frames": metrics.frames,
             "min_depth_m": min_depth_m, "max_depth_m": max_depth_m, **metrics.results()}
+
+
+def yaw_deg(motion: np.ndarray) -> float:
+    """Turn (degrees) of a camera motion (4, 4), or its rotation (3, 3), about the optical
+    frame's y axis (down)."""
+    return math.degrees(math.atan2(motion[0, 2], motion[0, 0]))
+
+
+def consecutive_pairs(bags: list[Path], size: tuple[int, int]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pair of consecutive frames of `bags` with odometry, at `size` (width, height):
+    first and second RGB (N, 3, H, W) in [0, 1], their camera matrices at `size` (N, 3, 3)
+    and the odometry motion first -> second camera (N, 4, 4)."""
+    import torch
+
+    from lumde_ros.data import Recording
+    from lumde_ros.inference import resize_image
+
+    first, second, k, motions = [], [], [], []
+    for bag in bags:
+        with Recording(bag) as recording:
+            frames = [(resize_image(f.rgb, *size), f.odom_from_camera,
+                       f.intrinsics.resized(*size).matrix()) for f in recording.frames()]
+        for (a, pose_a, k_a), (b, pose_b, _) in zip(frames, frames[1:]):
+            if pose_a is not None and pose_b is not None:
+                first.append(a)
+                second.append(b)
+                k.append(k_a)
+                motions.append(np.linalg.inv(pose_b) @ pose_a)
+    return (*(torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).float() / 255
+              for x in (first, second)),
+            *(torch.from_numpy(np.stack(x)).float() for x in (k, motions)))
+
+
+def pose_yaws(net: PoseNet, first: torch.Tensor, second: torch.Tensor, k: torch.Tensor,
+              motions: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The true turn of each pair (`motions`, as consecutive_pairs gives them) and `net`'s
+    (cameras `k`), in degrees."""
+    import torch
+
+    from lumde_ros.geometry import pose_from_vector
+
+    training = net.training
+    with torch.no_grad():
+        found = [net.eval()(*x) for x in zip(first.split(64), second.split(64), k.split(64))]
+    net.train(training)
+    predicted = np.array([yaw_deg(m) for f in found
+                          for m in pose_from_vector(f.axis_angle, f.translation).numpy()])
+    return np.array([yaw_deg(m) for m in motions.numpy()]), predicted
+
+
+def yaw_fit(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """The slope of a line through (true, predicted) turns and their correlation."""
+    return {"slope": float(np.polyfit(truth, predicted, 1)[0]),
+            "correlation": float(np.corrcoef(truth, predicted)[0, 1]), "pairs": len(truth)}

@@ -11,6 +11,7 @@ import pytest
 from lumde_ros.data.image_motion import (ImageMotionConfig, image_motion, keyframe_poses,
                                          motion_of_tracks, tracked_points)
 from lumde_ros.data.recording import Recording
+from lumde_ros.evaluation import yaw_deg
 from lumde_ros.geometry import pose_matrix, quaternion_from_rpy
 from lumde_ros.training.config import load_section
 
@@ -19,11 +20,6 @@ CONFIG = load_section("image_motion", ImageMotionConfig)
 
 def _angle_deg(rotation: np.ndarray) -> float:
     return math.degrees(math.acos(np.clip((np.trace(rotation) - 1) / 2, -1.0, 1.0)))
-
-
-def _yaw_deg(rotation: np.ndarray) -> float:
-    """Turn about the camera's y axis (down in the optical frame)."""
-    return math.degrees(math.atan2(rotation[0, 2], rotation[0, 0]))
 
 
 @pytest.mark.parametrize("turn_deg", [0.0, 3.0, -3.0])
@@ -45,7 +41,7 @@ def test_rotation_and_direction_agree_with_odometry_turning_either_way(sim_bag, 
         truth = turn @ np.linalg.inv(second.odom_from_camera) @ first.odom_from_camera
         errors.append(_angle_deg(found.rotation.T @ truth[:3, :3]))
         cosines.append(float(found.direction @ truth[:3, 3]) / np.linalg.norm(truth[:3, 3]))
-        yaws.append((_yaw_deg(truth[:3, :3]), _yaw_deg(found.rotation)))
+        yaws.append((yaw_deg(truth[:3, :3]), yaw_deg(found.rotation)))
     assert len(errors) >= 4, "too few frame pairs gave a motion"
     assert np.median(errors) < 1.5 and np.median(cosines) > 0.9, (errors, cosines)
     true_yaw, found_yaw = np.array(yaws).T

@@ -3,7 +3,6 @@ supervises the pose network, so it learns which way the camera turned."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from test_teacher import lumde
 from lumde_ros.data.image_motion import ImageMotionConfig
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.triplets import load_triplets
-from lumde_ros.geometry import pose_from_vector
+from lumde_ros.evaluation import consecutive_pairs, pose_yaws, yaw_deg
 from lumde_ros.inference import resize_image
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.training.config import load_section
@@ -32,25 +31,6 @@ def turning(tmp_path_factory: pytest.TempPathFactory):
     simulate(SimulateOptions(out=bag, seed=3, frames=60, width=192, height=128),
              progress=False)
     return bag, copy_bag(bag, folder / "no_odometry", {"/odom"})
-
-
-def _yaw_deg(motion: np.ndarray) -> float:
-    """Turn about the optical frame's y axis (down)."""
-    return math.degrees(math.atan2(motion[0, 2], motion[0, 0]))
-
-
-def _yaws(net: PoseNet, bag) -> tuple[np.ndarray, np.ndarray]:
-    """Yaw from each frame of `bag` to the next: from odometry and as `net` sees it."""
-    with Recording(bag) as recording:
-        frames = [(torch.from_numpy(resize_image(f.rgb, *SIZE)).permute(2, 0, 1)[None] / 255,
-                   f.odom_from_camera, f.intrinsics) for f in recording.frames()]
-    k = torch.from_numpy(frames[0][2].resized(*SIZE).matrix()).float()[None]
-    with torch.no_grad():
-        found = [net.eval()(a, b, k) for (a, *_), (b, *_) in zip(frames, frames[1:])]
-    predicted = [_yaw_deg(pose_from_vector(p.axis_angle, p.translation)[0].numpy())
-                 for p in found]
-    truth = [_yaw_deg(np.linalg.inv(b) @ a) for (_, a, _), (_, b, _) in zip(frames, frames[1:])]
-    return np.array(truth), np.array(predicted)
 
 
 def test_keyframes_without_odometry_have_parallax_and_the_motion_their_images_show(turning):
@@ -81,7 +61,7 @@ def test_keyframes_without_odometry_have_parallax_and_the_motion_their_images_sh
         if known[j, 1]:  # target -> next, against odometry
             truth = np.linalg.inv(poses[following]) @ poses[target]
             seen = data.image_motions[j, 1].numpy()
-            yaw_errors.append(abs(_yaw_deg(seen) - _yaw_deg(truth)))
+            yaw_errors.append(abs(yaw_deg(seen) - yaw_deg(truth)))
             length, true_length = np.linalg.norm(seen[:3, 3]), np.linalg.norm(truth[:3, 3])
             cosines.append(seen[:3, 3] @ truth[:3, 3] / length / true_length)
             scales.append(length * depths[index[target]] / true_length)
@@ -109,7 +89,7 @@ def test_the_pose_network_learns_turns_either_way_from_the_images(turning, tiny_
     assert state["provenance"]["image_motion"] == state["image_motion"]
     net = construct(PoseNet, state["config"]["pose_model"])
     net.load_state_dict(state["modules"]["pose"])
-    truth, predicted = _yaws(net, with_odometry)
+    truth, predicted = pose_yaws(net, *consecutive_pairs([with_odometry], SIZE))
     assert truth.min() < -1.5 and truth.max() > 1.5  # the drive turns both ways
     # Without the images' motion the same run reaches slope 0.4, correlation 0.7.
     assert np.corrcoef(truth, predicted)[0, 1] > 0.8
