@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -27,7 +28,6 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
@@ -48,6 +48,9 @@ from lumde_ros.ros.image import colorize_depth, compressed_to_rgb, depth_to_imag
     image_to_rgb, rgb_to_image
 from lumde_ros.ros.pointcloud import CloudBuilder
 from lumde_ros.training.config import load_section
+
+if TYPE_CHECKING:  # rclpy has it from Kilted on; Jazzy's has none
+    from rclpy.subscription import MessageInfo
 
 NODE_NAME = "depth_node"
 WARN_PERIOD_S = 5.0

@@ -59,6 +59,12 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...],
                 for q in params]
 
     node.add_pre_set_parameters_callback(integers_as_floats)
+    # `-p camera_height_m:=1` or `camera_height_m: 1` in a params file is an integer too, and a
+    # declaration's override does not pass the callback above: convert those before declaring.
+    overrides = getattr(node, "_parameter_overrides", {})
+    for name in floats & overrides.keys():
+        if overrides[name].type_ == Parameter.Type.INTEGER:
+            overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(overrides[name].value))
     values = {}
     for spec in specs:
         try:
