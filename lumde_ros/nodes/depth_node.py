@@ -38,7 +38,7 @@ from lumde_ros.geometry import Intrinsics
 from lumde_ros.inference import (BACKEND_CHOICES, SCALE_MODES, DepthScale, Predictor,
                                  load_model_or_default, metric_depth, resolve_scale)
 from lumde_ros.nodes.entry import run_node
-from lumde_ros.nodes.params import ParamSpec, declare_parameters
+from lumde_ros.nodes.params import ParamSpec, checked_changes, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, RELIABILITIES, MatchedSubscription, profile
 from lumde_ros.nodes.throttle import Throttle
 from lumde_ros.ros.camera_info import (FOV_RANGE_DEG, camera_intrinsics, fit_to_image,
@@ -394,10 +394,8 @@ class DepthNode(Node):
     # --- parameters and model swap -------------------------------------------------------------
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
         """Check a change and load any new model before it is accepted (the old one serves on)."""
-        changes = {q.name: q.value for q in params if q.name in _SPECS}
         try:
-            for name, value in changes.items():
-                _SPECS[name].check(value)
+            changes = checked_changes(_SPECS, params)
             new = replace(self._params, **changes)
             new.check()
             if "model_path" in changes:

@@ -29,7 +29,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.msg import ParameterType, ParameterValue, SetParametersResult
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -44,11 +44,11 @@ from std_srvs.srv import Trigger
 from lumde_ros.config import node_defaults
 from lumde_ros.data.repair import SUFFIX, unfinished
 from lumde_ros.data.sampling import KEYFRAME_MODES, KeyframeChooser
-from lumde_ros.errors import BagError, LumdeError
+from lumde_ros.errors import BagError, ConfigError, LumdeError
 from lumde_ros.files import atomic_path
 from lumde_ros.nodes.bag_io import BagWriter, type_name
 from lumde_ros.nodes.entry import run_node
-from lumde_ros.nodes.params import ParamSpec, declare_parameters
+from lumde_ros.nodes.params import ParamSpec, checked_changes, declare_parameters
 from lumde_ros.nodes.qos import INPUT_QOS, MatchedSubscription, profile
 from lumde_ros.ros.diagnostics import diagnostic_array
 from lumde_ros.training.background import FinetuneProcess
@@ -94,7 +94,7 @@ PARAMS = (
               "megabytes (0: no limit).", low=0.0, high=1e7),
     ParamSpec("teacher_path", "Teacher checkpoint to fine-tune; empty: the shipped teacher."),
     ParamSpec("depth_node", "Name of the depth node whose model_path is replaced (relative "
-              "names resolve in this node's namespace)."),
+              "names resolve in this node's namespace).", read_only=True),
     ParamSpec("teacher_steps", "Optimiser steps of the teacher fine-tune.", low=1, high=10**7),
     ParamSpec("student_steps", "Optimiser steps of the distillation.", low=1, high=10**7),
     ParamSpec("learning_rate", "Learning rate of both phases (unless train_config sets one "
@@ -127,6 +127,9 @@ class Recording:
 
 def _stamp() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+
+_SPECS = {spec.name: spec for spec in PARAMS}
 
 
 class TrainerNode(Node):
@@ -169,6 +172,7 @@ class TrainerNode(Node):
         # Its own group: one tick at a time, so late ticks never occupy every executor thread.
         self.create_timer(self._p["status_period_s"], self._tick, clock=steady,
                           callback_group=MutuallyExclusiveCallbackGroup())
+        self.add_on_set_parameters_callback(self._validate_params)
         self.add_post_set_parameters_callback(self._apply_params)
 
     def _left_by_a_dead_recorder(self) -> list[Path]:
@@ -183,6 +187,15 @@ class TrainerNode(Node):
                 f"({', '.join(d.name for d in found)}): ~/train recovers every complete "
                 "message of them and trains on them")
         return found
+
+    def _validate_params(self, params: list) -> SetParametersResult:
+        """Refuse a value that is not one of a parameter's choices before it lands (a later
+        ~/start_recording would fail on it)."""
+        try:
+            checked_changes(_SPECS, params)
+        except ConfigError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
 
     def _apply_params(self, params: list) -> None:
         with self._lock:

@@ -274,6 +274,12 @@ def test_refusals_are_answered_with_the_reason_and_the_node_serves_on(trainer_gr
     assert "cannot record" in g.statuses[-1].message
 
     ok = trainer_graph(keyframes="all")
+    # A value outside a parameter's choices is refused when it is set, not when it is used.
+    bogus, renamed = ok.node.set_parameters([Parameter("keyframes", value="bogus"),
+                                             Parameter("depth_node", value="other")])
+    assert not bogus.successful and "keyframes" in bogus.reason and "all" in bogus.reason
+    assert not renamed.successful  # its client is made at start-up: read-only
+    assert ok.node.get_parameter("keyframes").value == "all"
     assert ok.start().success
     twice = ok.call("start_recording")
     assert not twice.success and "already recording" in twice.message
