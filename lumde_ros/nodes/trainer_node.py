@@ -12,11 +12,14 @@ Training runs `lumde finetune` in a separate, lower-priority, thread-limited pro
 (training/background.py); this node only starts it, watches its files and acts on its result:
 an accepted student is copied to output_dir/models and set as the depth node's model_path (the
 depth node validates it and keeps serving the old one if it refuses); `~/rollback` restores
-the model served before.
+the model served before. What the depth node serves after a swap, and the models before it,
+are kept in output_dir/models/serving.json: started again, the node has a depth node that
+serves its default model serve that one again, so a relaunch does not lose a fine-tune.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import shutil
 import sys
@@ -58,6 +61,9 @@ NODE_NAME = "trainer_node"
 # Exit statuses of `lumde finetune` (see cli.py): accepted, rejected by the gate, stopped.
 ACCEPTED, REJECTED, STOPPED = 0, 3, 130
 SERVICE_TIMEOUT_S = 30.0  # the depth node validates a new model before it answers
+# How a user continues a stopped fine-tune: colcon installs `lumde` off the PATH.
+RESUME_COMMAND = "ros2 run lumde_ros lumde finetune"
+SERVING_FILE = "serving.json"  # in output_dir/models: the swapped-in model and those before it
 
 
 def tf_message_type() -> type | None:
@@ -153,6 +159,7 @@ class TrainerNode(Node):
         self._phase, self._message, self._level = "idle", "ready", DiagnosticStatus.OK
         self._last_result: dict[str, object] = {}
         self._serving_at_start = ""  # the depth node's model_path when the fine-tune started
+        self._saved = self._saved_serving()  # served again once the depth node answers
         self._topics: dict[str, str] = {}
         self._record_group = MutuallyExclusiveCallbackGroup()
         services = ReentrantCallbackGroup()
@@ -376,7 +383,7 @@ class TrainerNode(Node):
                 return _answer(response, False, "no fine-tune is running")
             self._training = None
         training.stop()
-        message = (f"fine-tune cancelled; its state is saved: lumde finetune --out "
+        message = (f"fine-tune cancelled; its state is saved: {RESUME_COMMAND} --out "
                    f"{training.out} --resume continues it")
         self._set_phase("cancelled", message)
         return _answer(response, True, message)
@@ -416,6 +423,7 @@ class TrainerNode(Node):
             ok, reason = self._set_model(str(target))
             if ok:
                 self._history.append(self._serving_at_start)
+                self._save_serving(str(target))
         if ok:
             with self._lock:
                 self._recordings.clear()  # trained on: the next fine-tune starts from new data
@@ -433,11 +441,58 @@ class TrainerNode(Node):
             if not ok:
                 return _answer(response, False, f"the depth node refused {previous!r}: {reason}")
             self._history.pop()
+            self._save_serving(previous)
             message = f"rolled back: serving {previous or 'the default model'}"
             self._set_phase("rolled back", message)
             return _answer(response, True, message)
 
     # --- the depth node's model_path -----------------------------------------------------------
+    def _save_serving(self, model_path: str) -> None:
+        """Keep what the depth node serves after a swap and the rollback history on disk."""
+        with atomic_path(self._root / "models" / SERVING_FILE) as tmp:
+            tmp.write_text(json.dumps({"model_path": model_path,
+                                       "served_before": self._history}, indent=2))
+
+    def _saved_serving(self) -> dict[str, object] | None:
+        """The model a swap left the depth node serving before this node last stopped (None:
+        none, or the default model), with the models before it."""
+        path = self._root / "models" / SERVING_FILE
+        if not path.is_file():
+            return None
+        try:
+            saved = json.loads(path.read_text())
+            model, before = str(saved["model_path"]), [str(m) for m in saved["served_before"]]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            self.get_logger().warning(f"{path} is unreadable ({err}); the depth node serves "
+                                      "what it was started with")
+            return None
+        return {"model_path": model, "served_before": before} if model else None
+
+    def _serve_saved(self, saved: dict[str, object]) -> None:
+        """Serve the model swapped in before this node last stopped again, unless the depth
+        node was started with a model of its own (a model_path not empty)."""
+        model = str(saved["model_path"])
+        with self._model_lock:
+            try:
+                current = self._serving_model()
+            except LumdeError as err:
+                self.get_logger().warning(f"cannot serve {model} again: {err}")
+                return
+            if current:
+                self.get_logger().info(f"the depth node was started with {current}; "
+                                       f"{model}, swapped in before, is not served again")
+                return
+            ok, reason = self._set_model(model)
+            if ok:
+                self._history = list(saved["served_before"])
+                self._set_phase("restored", f"serving {model} again, the model swapped in "
+                                            "before this node last stopped")
+            else:
+                self._set_phase("idle", f"the depth node refused {model}, swapped in before "
+                                        f"this node last stopped: {reason}",
+                                DiagnosticStatus.WARN)
+        self.get_logger().info(self._message)
+
     def _call(self, client, request):
         """A service call from a callback: waits (other callback groups keep spinning)."""
         if not client.wait_for_service(timeout_sec=5.0):
@@ -474,6 +529,9 @@ class TrainerNode(Node):
 
     def _tick(self) -> None:
         self._check_training()
+        if self._saved is not None and self._set_client.service_is_ready():
+            saved, self._saved = self._saved, None  # answered in seconds: not in this timer
+            threading.Thread(target=self._serve_saved, args=(saved,), daemon=True).start()
         values: dict[str, object] = {"phase": self._phase,
                                      "recordings": len(self._recordings)}
         rec, training = self._recording, self._training
@@ -512,7 +570,7 @@ class TrainerNode(Node):
         if training is not None:
             training.stop()
             self.get_logger().info(f"fine-tune stopped with the node; continue it with: "
-                                   f"lumde finetune --out {training.out} --resume")
+                                   f"{RESUME_COMMAND} --out {training.out} --resume")
 
     def destroy_node(self) -> None:
         self.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 import resource
 import signal
@@ -488,11 +489,29 @@ def test_training_runs_in_the_background_deploys_the_accepted_student_and_rolls_
             g.statuses[-1].message
         assert g.status()["accepted"] == "True" and g.status()["exit_status"] == "0"
 
+        # Started again beside a depth node that serves its default model, the trainer has
+        # it serve the fine-tuned student again: a relaunch keeps what the robot learned.
+        namespace = f"/trrestart{next(_names)}"
+        fresh = DepthNode(namespace=namespace, parameter_overrides=[
+            Parameter("backend", value="torch"), Parameter("threads", value=1)])
+        restarted = TrainerGraph({"output_dir": str(tmp_path / "lumde"),
+                                  "status_period_s": 0.2}, extra_nodes=(fresh,),
+                                 namespace=namespace)
+        try:
+            wait_phase(restarted, "restored", 60)
+            assert fresh.get_parameter("model_path").value == served
+            assert restarted.status()["models_served_before"] == "1"
+        finally:
+            restarted.close()
+            fresh.destroy_node()
+
         back = g.call("rollback")
         assert back.success, back.message
         assert depth.get_parameter("model_path").value == str(student_path)
         again = g.call("rollback")
         assert not again.success and "no earlier model" in again.message
+        saved = json.loads((tmp_path / "lumde" / "models" / "serving.json").read_text())
+        assert saved == {"model_path": str(student_path), "served_before": []}
         # The recording was trained on: the next ~/train needs new data.
         assert "nothing recorded" in g.call("train").message
     finally:
