@@ -1,11 +1,11 @@
 """Start the lumde_ros depth node on a camera, optionally with RViz.
 
-    ros2 launch lumde_ros depth.launch.py image:=/camera/image_raw \
+    ros2 launch lumde_ros depth.launch.py image:=/camera/image_rect \
         camera_info:=/camera/camera_info use_rviz:=true
 
 Arguments: image, camera_info (topics to remap the node's inputs to), namespace, params_file
 (default: the installed config/depth.yaml), model_path, camera_height_m, camera_tilt_deg (each
-overrides the params file when set), use_rviz.
+overrides the params file when set), use_rviz, fixed_frame (RViz's).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -57,9 +57,13 @@ def generate_launch_description():
                                           "(empty: the params file's)"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="also start RViz with config/lumde.rviz"),
+        DeclareLaunchArgument("fixed_frame", default_value="camera_optical_frame",
+                              description="RViz's fixed frame: the camera's optical frame "
+                                          "(the images' frame_id) or a frame tf links to it"),
         OpaqueFunction(function=_depth_node),
         Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
              namespace=LaunchConfiguration("namespace"),  # relative topics in lumde.rviz
-             arguments=["-d", PathJoinSubstitution([share, "config", "lumde.rviz"])],
+             arguments=["-d", PathJoinSubstitution([share, "config", "lumde.rviz"]),
+                        "-f", LaunchConfiguration("fixed_frame")],
              condition=IfCondition(LaunchConfiguration("use_rviz"))),
     ])

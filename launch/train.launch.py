@@ -1,13 +1,13 @@
 """Start the depth node and the trainer node together: the robot serves depth, records itself,
 fine-tunes and swaps in what the gate accepts.
 
-    ros2 launch lumde_ros train.launch.py image:=/camera/image_raw \
+    ros2 launch lumde_ros train.launch.py image:=/camera/image_rect \
         camera_info:=/camera/camera_info odom:=/odom
     ros2 service call /trainer_node/start_recording std_srvs/srv/Trigger
 
 Arguments: image, camera_info, odom (topics), namespace, params_file (the depth node's,
 default config/depth.yaml), trainer_params_file (default config/trainer.yaml), model_path,
-camera_height_m, camera_tilt_deg, use_rviz. The depth node is started by depth.launch.py with
+camera_height_m, camera_tilt_deg, use_rviz, fixed_frame. The depth node is started by depth.launch.py with
 the same arguments.
 """
 from launch import LaunchDescription
@@ -20,7 +20,7 @@ from launch_ros.substitutions import FindPackageShare
 PACKAGE = "lumde_ros"
 # Passed through to depth.launch.py, which declares and describes them.
 DEPTH_ARGUMENTS = ("image", "camera_info", "namespace", "params_file", "model_path",
-                   "camera_height_m", "camera_tilt_deg", "use_rviz")
+                   "camera_height_m", "camera_tilt_deg", "use_rviz", "fixed_frame")
 
 
 def generate_launch_description():
@@ -56,6 +56,8 @@ def generate_launch_description():
                                           "(empty: the params file's)"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="also start RViz with config/lumde.rviz"),
+        DeclareLaunchArgument("fixed_frame", default_value="camera_optical_frame",
+                              description="RViz's fixed frame"),
         depth,
         Node(package=PACKAGE, executable="trainer_node", name="trainer_node",
              namespace=LaunchConfiguration("namespace"), output="screen",
