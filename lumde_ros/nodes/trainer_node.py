@@ -52,7 +52,7 @@ from lumde_ros.files import atomic_path
 from lumde_ros.nodes.bag_io import BagWriter, type_name
 from lumde_ros.nodes.entry import run_node
 from lumde_ros.nodes.params import ParamSpec, checked_changes, declare_parameters
-from lumde_ros.nodes.qos import INPUT_QOS, MatchedSubscription, profile
+from lumde_ros.nodes.qos import INPUT_QOS, MatchedSubscription
 from lumde_ros.ros.diagnostics import diagnostic_array
 from lumde_ros.training.background import FinetuneProcess
 from lumde_ros.training.finetune import TRAINER_CONFIG, FinetuneOptions
@@ -251,11 +251,13 @@ class TrainerNode(Node):
                 latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                                      reliability=ReliabilityPolicy.RELIABLE,
                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                # /tf follows its publishers' reliability as the camera topics do (a
+                # best-effort /tf would never reach a reliable subscription).
                 rec.subscriptions += [
-                    self.create_subscription(tf_type, topic, self._writer(topic), qos,
-                                             callback_group=group, raw=True)
-                    for topic, qos in (("/tf", profile("reliable", 100)),
-                                       ("/tf_static", latched))]
+                    MatchedSubscription(self, tf_type, "/tf", self._writer("/tf"), policy, 100,
+                                        group, raw=True),
+                    self.create_subscription(tf_type, "/tf_static", self._writer("/tf_static"),
+                                             latched, callback_group=group, raw=True)]
             self._set_phase("recording", f"recording {image} into {path}")
             return _answer(response, True, f"recording into {path}")
 

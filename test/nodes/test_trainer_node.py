@@ -91,7 +91,8 @@ class TrainerGraph:
             # frames sent before that could be lost in the swap.
             wait_until(lambda: self.node._recording is None or all(
                 sub.reliability == "reliable" for sub in self.node._recording.subscriptions
-                if isinstance(sub, MatchedSubscription)), what="reliable recording")
+                if isinstance(sub, MatchedSubscription)
+                and sub.topic.startswith(self.namespace)), what="reliable recording")
         for _ in range(frames):
             t = self.sent / self.sequence.rate_hz
             x, z, yaw = self.sequence.pose(t)
