@@ -38,8 +38,10 @@ def _start(tmp_path: Path, params: dict, *remaps: str) -> tuple[subprocess.Popen
 
 @pytest.fixture()
 def process_graph(ros, tmp_path):
+    # max_depth_m as a params file often has it: an integer for a float parameter
     process, log = _start(tmp_path, {"points_stride": 2, "input_qos": "reliable",
-                                     "max_input_pixels": 400_000, "diagnostics_period_s": 0.2},
+                                     "max_input_pixels": 400_000, "diagnostics_period_s": 0.2,
+                                     "max_depth_m": 20},
                           "image:=camera/image_raw", "camera_info:=camera/camera_info")
     player = CameraPlayer(CAMERA, profile("reliable", 1), namespace=NS,
                           image_topic="camera/image_raw", info_topic="camera/camera_info")
@@ -124,7 +126,8 @@ def test_serves_bad_input_and_shuts_down_cleanly(process_graph, tmp_path):
 @pytest.mark.parametrize("params, reason", [
     ({"model_path": "bad.pt"}, "bad.pt"),
     ({"depth_resolution": "huge"}, "network, input"),
-    ({"min_depth_m": 1}, "parameter 'min_depth_m' (float, default 0.1)"),  # an int
+    # a string for a float (an integer is taken as a float: test_depth_node.py)
+    ({"min_depth_m": "near"}, "parameter 'min_depth_m' (float, default 0.1)"),
     ({"threads": 1000}, "threads out of range"),
 ])
 def test_refuses_to_start_on_bad_parameters_in_one_line(tmp_path, params, reason):
