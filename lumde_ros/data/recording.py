@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
@@ -21,11 +22,13 @@ from lumde_ros.ros.image import DEPTH_ENCODINGS, compressed_to_rgb, image_to_dep
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
 # Topics a depth estimator publishes: neither camera nor ground truth, whatever they hold.
 DEPTH_OUTPUTS = ("depth/image", "depth/colored", "depth/camera_info")
 # How a user names the topics when a recording holds several candidates.
-TOPIC_SETTINGS = "data.image_topic / data.camera_info_topic in the training configuration, " \
-                 "or --image-topic / --camera-info-topic"
+TOPIC_SETTINGS = ("data.image_topic / data.camera_info_topic in a --config file (its teacher "
+                  "and distill sections; for lumde finetune either one), or lumde eval's "
+                  "--image-topic / --camera-info-topic")
 # Recordings hold camera frames, not photographs of cities: anything larger is refused.
 MAX_PIXELS = 1 << 24
 # REP 120: the robot's base projected onto the floor. Without odometry, a camera's /tf_static
@@ -107,8 +110,13 @@ class Recording:
         # several depth streams the one nearest the camera (longest shared prefix) is taken.
         near = sorted(depths, key=lambda t: -len(os.path.commonprefix([t, self.image_topic])))
         self.depth_topic = None if not ground_truth else depth_topic or next(iter(near), None)
-        self.odom_topic = next((t for t, k in sorted(self.topics.items())
-                                if k == "nav_msgs/msg/Odometry"), None)
+        # With several, frames() takes the one whose child frame /tf_static links to the camera.
+        self._odom_topics = [t for t, k in sorted(self.topics.items()) if k == ODOMETRY_TYPE]
+        self.odom_topic = next(iter(self._odom_topics), None)
+        self.camera_frame = ""  # the images' frame_id, once frames() has read one
+        self.odom_child = ""  # the odometry's child frame, likewise
+        self.skipped_images = 0  # images that did not decode (last_skip says why)
+        self.last_skip = ""
         self._mount_parents: dict[str, tuple[str, np.ndarray]] | None = None
 
     def _missing(self, topic: str) -> str:
@@ -210,15 +218,35 @@ class Recording:
         """Frames in time order. Ground truth is paired with the image of the same header
         stamp written next to it; odometry is interpolated to the image stamp. Images recorded
         before the first CameraInfo are skipped (drivers publish both; either may be logged
-        first)."""
-        self.damaged.clear()  # counted afresh: the topic search peeked at messages already
-        self.unusable_poses = 0  # odometry messages left out by _odometry
+        first), and so is an image that does not decode (counted in skipped_images; only when
+        none decodes is the recording refused, with the reason)."""
+        self.camera_frame = next((msg.header.frame_id for _, msg in
+                                  self._messages([self.image_topic])), "")
+        self.odom_topic = self._linked_odometry()
+        self.damaged.clear()  # counted afresh: the searches above peeked at messages already
+        self.unusable_poses = self.skipped_images = 0  # poses left out by _odometry
         odometry = self._odometry()
-        mount: np.ndarray | None = None
-        mount_tried = False
+        self.odom_child = odometry[0][2] if odometry else ""
+        # The camera's mount on the odometry's child frame; without odometry (or when it does
+        # not reach the camera) the static chain up to the robot's footprint.
+        mount = self._static_mount(self.camera_frame, odometry[0][2]) if odometry else None
+        standing = self._static_mount(self.camera_frame, None)
+        yielded = False
+        for frame in self._paired(odometry, mount, standing):
+            if frame is not None:
+                yielded = True
+                yield frame
+        if not yielded and self.skipped_images:
+            raise BagError(f"{self.path} {self.image_topic}: no image decodes "
+                           f"({self.skipped_images} tried; last: {self.last_skip})")
+
+    def _paired(self, odometry: list, mount: np.ndarray | None,
+                standing: np.ndarray | None) -> Iterator[RecordedFrame | None]:
+        """Each image with its CameraInfo, ground truth and pose (None: it did not decode)."""
         intrinsics: Intrinsics | None = None
         pending = None          # (image, intrinsics) waiting for its ground truth
         last_depth = None       # ground truth that arrived before its image
+        poses = (odometry, mount, standing)
         wanted = [self.image_topic, self.camera_info_topic, *filter(None, [self.depth_topic])]
         for topic, msg in self._messages(wanted):
             if topic == self.camera_info_topic:
@@ -227,51 +255,61 @@ class Recording:
                 except IntrinsicsError as err:
                     raise BagError(f"{self.path} {topic}: {err}") from err
                 continue
-            if not mount_tried and topic == self.image_topic:
-                mount = self._static_mount(msg.header.frame_id,
-                                           odometry[0][2] if odometry else None)
-                mount_tried = True
             if topic == self.depth_topic:
                 if pending is not None and _stamp(pending[0]) == _stamp(msg):
-                    yield self._frame(*pending, image_to_depth(msg), odometry, mount)
+                    yield self._frame(*pending, image_to_depth(msg), *poses)
                     pending = None
                 else:
                     last_depth = msg
                 continue
             if pending is not None:
-                yield self._frame(*pending, None, odometry, mount)
+                yield self._frame(*pending, None, *poses)
                 pending = None
             if intrinsics is None:
                 continue
             if last_depth is not None and _stamp(last_depth) == _stamp(msg):
-                yield self._frame(msg, intrinsics, image_to_depth(last_depth), odometry, mount)
+                yield self._frame(msg, intrinsics, image_to_depth(last_depth), *poses)
             elif self.depth_topic:
                 pending = (msg, intrinsics)
             else:
-                yield self._frame(msg, intrinsics, None, odometry, mount)
+                yield self._frame(msg, intrinsics, None, *poses)
         if pending is not None:
-            yield self._frame(*pending, None, odometry, mount)
+            yield self._frame(*pending, None, *poses)
 
     def _frame(self, image, intrinsics: Intrinsics, depth: np.ndarray | None,
-               odometry: list, mount: np.ndarray | None) -> RecordedFrame:
+               odometry: list, mount: np.ndarray | None,
+               standing: np.ndarray | None) -> RecordedFrame | None:
         try:
             rgb = (compressed_to_rgb(image, MAX_PIXELS) if hasattr(image, "format")
                    else image_to_rgb(image, MAX_PIXELS))
-        except EncodingError as err:
-            raise BagError(f"{self.path} {self.image_topic} at {_stamp(image)} ns: {err}") from err
+        except EncodingError as err:  # one bad image costs one frame
+            self.skipped_images += 1
+            self.last_skip = f"at {_stamp(image)} ns: {err}"
+            return None
         fit = fit_to_image(intrinsics, rgb.shape[1], rgb.shape[0])
         if fit.intrinsics is None:
             raise BagError(f"{self.path}: {fit.warning}")
         if depth is not None and depth.shape != rgb.shape[:2]:
             raise BagError(f"{self.path}: ground truth {depth.shape[1]}x{depth.shape[0]} does "
                            f"not match image {rgb.shape[1]}x{rgb.shape[0]}")
-        if not odometry:  # the static mount alone: the camera over its base on the floor
-            return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, None, mount)
         pose = None
         if mount is not None:
             base = _interpolate(odometry, _stamp(image))
             pose = None if base is None else base @ mount
-        return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose, pose)
+        # Where odometry does not place the camera, its static mount still sets it over the
+        # floor (its height: what a metric scale without odometry needs).
+        return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose,
+                             standing if pose is None else pose)
+
+    def _linked_odometry(self) -> str | None:
+        """The odometry topic to use: of several, the first whose child frame /tf_static
+        links to the camera's frame (a robot's /odom beside, say, a tracking camera's own)."""
+        if len(self._odom_topics) > 1:
+            for topic in self._odom_topics:
+                child = next((msg.child_frame_id for _, msg in self._messages([topic])), "")
+                if self._static_mount(self.camera_frame, child) is not None:
+                    return topic
+        return next(iter(self._odom_topics), None)
 
     def _odometry(self) -> list[tuple[int, np.ndarray, str]]:
         """(stamp, odom_from_base, base frame) of every odometry message with a usable pose,
@@ -301,6 +339,9 @@ def _interpolate(odometry: list, stamp: int) -> np.ndarray | None:
         return None
     (t0, a, _), (t1, b, _) = odometry[k - 1], odometry[k]
     w = (stamp - t0) / (t1 - t0)
-    pose = (a if w < 0.5 else b).copy()
+    pose = np.eye(4)
+    # Rotation along the shortest arc from a to b (10 Hz odometry turns degrees in between).
+    turn = cv2.Rodrigues(a[:3, :3].T @ b[:3, :3])[0]
+    pose[:3, :3] = a[:3, :3] @ cv2.Rodrigues(w * turn)[0]
     pose[:3, 3] = (1 - w) * a[:3, 3] + w * b[:3, 3]
     return pose

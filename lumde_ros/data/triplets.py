@@ -355,7 +355,10 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
             if is_keyframe(len(tracks[0]), found, gray.shape[1], motion):
                 steps[i], key = found, gray
         odom_topic, unusable = recording.odom_topic, recording.unusable_poses
+        frames = (recording.camera_frame or "empty frame_id", recording.odom_child or "none")
+        skipped = recording.skipped_images
         notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
+                 **({"undecodable_images": skipped} if skipped else {}),
                  **({"recovered": recording.recovered.as_dict()} if recording.recovered
                     else {})}
     if not rgb:
@@ -367,8 +370,9 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
                "zero quaternion, and none that reaches the camera")
     elif all(p is None for p in pose):
         why = (f"odometry on {odom_topic} does not reach the camera: /tf_static has no chain "
-               "from the image's frame to the odometry's child frame, or the odometry does not "
-               "span the images")
+               f"from the image's frame ({frames[0]}) to the odometry's child frame "
+               f"({frames[1]}), or the odometry's stamps do not span the images' (header "
+               "stamps of 0 do not)")
     else:
         why = ""
     return rgb, k, pose, why, notes, steps, floor

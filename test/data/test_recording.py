@@ -179,3 +179,56 @@ def test_compressed_images_are_read(tmp_path):
         frames = list(rec.frames())
     assert len(frames) == 3 and frames[0].depth is None and frames[0].odom_from_camera is None
     np.testing.assert_array_equal(frames[2].rgb, rgb)
+
+
+def test_an_image_that_does_not_decode_costs_its_frame_and_none_decoding_is_refused(
+        tmp_path, sim_bag):
+    def halve(msg, index):  # a driver's short write: fewer bytes than height x step
+        if index == 3:
+            msg.data = msg.data[:len(msg.data) // 2]
+    short = copy_bag(sim_bag, tmp_path / "short", edit=("/camera/image_raw", halve))
+    with Recording(short) as rec, Recording(sim_bag) as clean:
+        kept = [f.stamp_ns for f in rec.frames()]
+        assert kept == [f.stamp_ns for k, f in enumerate(clean.frames()) if k != 3]
+        assert rec.skipped_images == 1 and "at " in rec.last_skip
+
+    def relabel(msg, index):
+        msg.encoding = "8UC3"
+    unknown = copy_bag(sim_bag, tmp_path / "unknown", edit=("/camera/image_raw", relabel))
+    with Recording(unknown) as rec, pytest.raises(BagError, match="no image decodes "
+                                                   "\\(10 tried; last: .*8UC3"):
+        list(rec.frames())
+
+
+def test_the_odometry_that_reaches_the_camera_is_taken_of_several(tmp_path, sim_bag):
+    # A tracking camera's own odometry beside the robot's, first in name order.
+    both = copy_bag(sim_bag, tmp_path / "both", rename={"/odom": ("/a_tracker/odom", "/odom")})
+
+    def elsewhere(msg, index):
+        msg.child_frame_id = "tracker_pose_frame"
+    decoy = copy_bag(both, tmp_path / "decoy", edit=("/a_tracker/odom", elsewhere))
+    with Recording(decoy) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+        assert rec.odom_topic == "/odom"
+    for frame, truth in pairs:
+        np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera)
+    # Odometry that reaches nothing: tf's mount alone still sets the camera over the floor.
+    lost = copy_bag(sim_bag, tmp_path / "lost", edit=("/odom", elsewhere))
+    with Recording(lost) as rec, Recording(sim_bag) as clean:
+        for frame, truth in zip(rec.frames(), clean.frames(), strict=True):
+            assert frame.odom_from_camera is None
+            assert frame.floor_from_camera[2, 3] == pytest.approx(
+                truth.floor_from_camera[2, 3], abs=0.01)
+
+
+def test_odometry_between_messages_turns_along_the_shortest_arc():
+    from lumde_ros.data.recording import _interpolate
+    from lumde_ros.geometry import pose_matrix, quaternion_from_rpy
+
+    def at(x: float, yaw_deg: float) -> np.ndarray:
+        return pose_matrix(np.array([x, 0.0, 0.0]),
+                           quaternion_from_rpy(0.0, 0.0, math.radians(yaw_deg)))
+    odometry = [(0, at(0.0, 170.0), "base"), (100, at(1.0, -170.0), "base")]
+    between = _interpolate(odometry, 30)
+    np.testing.assert_allclose(between, at(0.3, 176.0), atol=1e-9)
+    assert _interpolate(odometry, 100) is odometry[1][1] and _interpolate(odometry, 101) is None
