@@ -154,3 +154,21 @@ def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_pat
     assert swapped.returncode == 1 and "is not a student" in swapped.stderr
     for run in ("d", "e", "f"):  # nothing trained, and --out left free for the next try
         assert not (tmp_path / run).exists()
+
+
+def test_a_camera_named_in_one_section_is_read_by_both_phases(
+        room, overlay, tiny_teacher, student_path, tmp_path):
+    two = copy_bag(room, tmp_path / "two", rename={
+        "/camera/image_raw": ("/camera/image_raw", "/rear/image_raw"),
+        "/camera/camera_info": ("/camera/camera_info", "/rear/camera_info")})
+    config = yaml.safe_load(overlay.read_text())
+    config["teacher"]["data"]["image_topic"] = "/rear/image_raw"
+    overlay.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    _, result = finetune("--bag", str(two), "--teacher", str(tiny_teacher), "--student",
+                         str(student_path), "--out", str(run), "--config", str(overlay),
+                         "--teacher-steps", "2", "--student-steps", "2", "--holdout", "0.3",
+                         "--threads", "1")
+    assert result["finished"]
+    for phase in ("teacher", "student"):
+        assert read_state(run / phase)["config"]["data"]["image_topic"] == "/rear/image_raw"
