@@ -57,16 +57,20 @@ def camera_height_scale(checkpoint: Checkpoint, bags: Sequence[str | Path], data
 def scale_from_camera_height(path: Path, bags: Sequence[str | Path], data: DataConfig,
                              floor: FloorConfig, threads: int = 0) -> dict[str, Any]:
     """Rewrite the relative checkpoint at `path` as metric when `camera_height_scale` finds
-    its scale, recording how in its provenance ("scale"); returns what was found (with the
-    reason when the checkpoint stays relative)."""
+    its scale, recording how in its provenance ("scale"), or why not; returns what was found
+    (with the reason when the checkpoint stays relative)."""
     try:
         checkpoint = load_checkpoint(path)
         found = camera_height_scale(checkpoint, bags, data, floor, threads)
     except ModelLoadError as err:  # e.g. a diverged run: the gate, not this, turns it away
         return FloorCalibration(None, 0, 0, math.nan, f"the model cannot serve: {err}").as_dict()
+    # Either way the checkpoint says so: metric with how, or relative with why (a student
+    # distilled from it inherits this, and the fine-tune's gate quotes the reason).
     if found.scale is not None:
         scale = {"source": SOURCE, **found.as_dict()}
-        save_checkpoint(dataclasses.replace(
-            checkpoint, metric=True, depth_scale=found.scale,
-            provenance=dict(checkpoint.provenance, scale=scale)), path)
+        checkpoint = dataclasses.replace(checkpoint, metric=True, depth_scale=found.scale)
+    else:
+        scale = {"source": None, **found.as_dict()}
+    save_checkpoint(dataclasses.replace(
+        checkpoint, provenance=dict(checkpoint.provenance, scale=scale)), path)
     return found.as_dict()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lumde_ros.checkpoint import Checkpoint
 from lumde_ros.data.triplets import TripletData, camera_motions
 from lumde_ros.errors import InferenceError, ModelLoadError
 from lumde_ros.floor import FloorConfig, floor_scales
@@ -36,10 +37,10 @@ RELATIVE_SCALES = tuple(float(2.0 ** e) for e in np.linspace(-3, 3, 25))
 CHUNK = 8
 
 
-def model_depths(model: str | Path | None, data: TripletData) -> tuple[np.ndarray, bool]:
+def model_depths(model: str | Path | None, data: TripletData
+                 ) -> tuple[np.ndarray, Checkpoint]:
     """The served depth (N, 1, H, W) in metres (or the model's unit) of every held-out target
-    frame, at the data's size, through the predictor the depth node uses; and whether the
-    model's depth is metric."""
+    frame, at the data's size, through the predictor the depth node uses; and the model."""
     checkpoint, onnx_path, _ = load_model_or_default(model)
     predictor = Predictor(checkpoint, backend="auto" if onnx_path else "torch",
                           onnx_path=onnx_path)
@@ -57,7 +58,7 @@ def model_depths(model: str | Path | None, data: TripletData) -> tuple[np.ndarra
                 intrinsics=Intrinsics.from_matrix(k, width, height), floor_from_camera=pose))
         except InferenceError:
             depths.append(np.full((height, width), np.nan, np.float32))
-    return np.stack(depths)[:, None], checkpoint.metric
+    return np.stack(depths)[:, None], checkpoint
 
 
 def reprojection_error(depths: np.ndarray, data: TripletData, motions: torch.Tensor,
@@ -140,7 +141,12 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
     for role, model in (("candidate", candidate), ("serving", serving)):
         figures[role] = {"model": str(model) if model else "(default)"}
         try:
-            depths, metric = model_depths(model, data)
+            depths, checkpoint = model_depths(model, data)
+            metric = checkpoint.metric
+            # Why a run without odometry stayed relative (camera_height.py), where it says.
+            scale = checkpoint.provenance.get("scale", {})
+            if not metric and scale.get("reason"):
+                figures[role]["camera_height"] = scale["reason"]
             if metric and not data.metric:
                 figures[role].update(floor_agreement(depths, data, floor))
             if not data.metric:
@@ -162,8 +168,11 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
     if "error" in figures["candidate"]:
         accepted, reason = False, f"the candidate cannot serve: {figures['candidate']['error']}"
     elif figures["serving"].get("metric") and not figures["candidate"]["metric"]:
+        why = figures["candidate"].get("camera_height")
         accepted, reason = False, ("the candidate's depth is relative and would replace metric "
-                                   f"depth: {relative_reason(data)}")
+                                   f"depth: {relative_reason(data)}" + (
+                                       f"; the camera's height gave it no scale: {why}"
+                                       if why else ""))
     elif not math.isfinite(new):
         accepted, reason = False, "the candidate's depth is not finite (or not positive) on " \
                                   "some held-out frame"

@@ -117,8 +117,11 @@ def test_without_odometry_a_metric_student_is_replaced_only_by_a_metric_one(
                            str(overlay), "--teacher-steps", "2", "--student-steps", "2",
                            "--holdout", "0.3", "--threads", "1")
     assert result["finished"] and out.returncode == REJECTED and not result["accepted"]
-    assert result["teacher"]["camera_height"]["reason"].startswith("the floor was found in")
+    why = result["teacher"]["camera_height"]["reason"]
+    assert why.startswith("the floor was found in")
+    # The gate's one line says both why the depth is relative and why the floor gave no scale.
     assert "relative and would replace metric depth" in result["gate"]["reason"]
+    assert f"the camera's height gave it no scale: {why}" in result["gate"]["reason"]
 
 
 def test_finetune_refuses_what_it_cannot_do(room, overlay, tiny_teacher, tmp_path):

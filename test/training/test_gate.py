@@ -94,8 +94,8 @@ def test_gate_accepts_an_equal_model_and_rejects_a_worse_or_broken_one(
     data, truth = with_truth
     # A serving model at the scene's true median depth (the untrained student predicts
     # nearly constant depth), and the same one served 8x too far.
-    served, metric = model_depths(student_path, data)
-    assert not metric  # the untrained student's depth is relative
+    served, checkpoint = model_depths(student_path, data)
+    assert not checkpoint.metric  # the untrained student's depth is relative
     calibrated = scaled_copy(student_path, float(np.median(truth) / np.median(served)),
                              tmp_path / "calibrated.pt")
     same = gate(calibrated, calibrated, data, None, 0.02, SSIM, FLOOR)
