@@ -154,6 +154,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                            f"topic: {recording.image_topic})")
     return {"bag": str(bag), "image_topic": recording.image_topic,
             "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
+            **({"camera_warnings": recording.camera_warnings}
+               if recording.camera_warnings else {}),
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,
             **({"floor_fits": floor.fits, "floor_refused": floor.refused} if floor.fits

@@ -17,7 +17,7 @@ from rosbags.typesys import Stores, get_typestore
 from lumde_ros.errors import BagError, EncodingError, IntrinsicsError
 from lumde_ros.data.repair import Recovery, recover, unfinished
 from lumde_ros.geometry import Intrinsics, pose_matrix
-from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image
+from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image, unmodelled_distortion
 from lumde_ros.ros.image import DEPTH_ENCODINGS, compressed_to_rgb, image_to_depth, image_to_rgb
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -116,6 +116,7 @@ class Recording:
         self.camera_frame = ""  # the images' frame_id, once frames() has read one
         self.odom_child = ""  # the odometry's child frame, likewise
         self.skipped_images = 0  # images that did not decode (last_skip says why)
+        self.camera_warnings: list[str] = []  # what about the camera's geometry is assumed
         self.last_skip = ""
         self._mount_parents: dict[str, tuple[str, np.ndarray]] | None = None
 
@@ -225,6 +226,7 @@ class Recording:
         self.odom_topic = self._linked_odometry()
         self.damaged.clear()  # counted afresh: the searches above peeked at messages already
         self.unusable_poses = self.skipped_images = 0  # poses left out by _odometry
+        self.camera_warnings = []
         odometry = self._odometry()
         self.odom_child = odometry[0][2] if odometry else ""
         # The camera's mount on the odometry's child frame; without odometry (or when it does
@@ -254,6 +256,7 @@ class Recording:
                     intrinsics = camera_intrinsics(msg)
                 except IntrinsicsError as err:
                     raise BagError(f"{self.path} {topic}: {err}") from err
+                self._warn(unmodelled_distortion(msg, self.image_topic))
                 continue
             if topic == self.depth_topic:
                 if pending is not None and _stamp(pending[0]) == _stamp(msg):
@@ -288,7 +291,11 @@ class Recording:
             return None
         fit = fit_to_image(intrinsics, rgb.shape[1], rgb.shape[0])
         if fit.intrinsics is None:
-            raise BagError(f"{self.path}: {fit.warning}")
+            raise BagError(f"{self.path}: {self.camera_info_topic} is {intrinsics.width}x"
+                           f"{intrinsics.height}, another aspect ratio than the "
+                           f"{rgb.shape[1]}x{rgb.shape[0]} images of {self.image_topic}: check "
+                           "that both belong to the same camera")
+        self._warn(fit.warning)
         if depth is not None and depth.shape != rgb.shape[:2]:
             raise BagError(f"{self.path}: ground truth {depth.shape[1]}x{depth.shape[0]} does "
                            f"not match image {rgb.shape[1]}x{rgb.shape[0]}")
@@ -300,6 +307,11 @@ class Recording:
         # floor (its height: what a metric scale without odometry needs).
         return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose,
                              standing if pose is None else pose)
+
+    def _warn(self, warning: str | None) -> None:
+        """Keep a camera warning once (a recording repeats its CameraInfo with every image)."""
+        if warning and warning not in self.camera_warnings:
+            self.camera_warnings.append(warning)
 
     def _linked_odometry(self) -> str | None:
         """The odometry topic to use: of several, the first whose child frame /tf_static

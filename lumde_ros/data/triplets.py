@@ -222,6 +222,8 @@ def load_triplets(bags: Sequence[str | Path], width: int, height: int, pose_rout
     images, ks, poses, found_hints, rows, recordings, offset = [], [], [], [], [], [], 0
     seen, known, floors = [], [], []
     for bag, (rgb, k, pose, _, notes, steps, floor) in zip(bags, loaded):
+        for warning in notes.get("camera_warnings", []):
+            say(f"warning: {bag}: {warning}")
         keep = [i for i in range(len(rgb)) if pose[i] is not None] if use_odometry \
             else sorted(steps) if steps is not None else list(range(len(rgb)))
         cut = len(keep) - round(holdout * len(keep))
@@ -359,6 +361,8 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
         skipped = recording.skipped_images
         notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
                  **({"undecodable_images": skipped} if skipped else {}),
+                 **({"camera_warnings": recording.camera_warnings}
+                    if recording.camera_warnings else {}),
                  **({"recovered": recording.recovered.as_dict()} if recording.recovered
                     else {})}
     if not rgb:

@@ -92,9 +92,9 @@ def unmodelled_distortion(msg: CameraInfo, image_topic: str) -> str | None:
     if stream != "image_raw" or not any(msg.d):
         return None
     return (f"{image_topic} is an unrectified stream and its CameraInfo has "
-            f"{msg.distortion_model[:32] or 'unnamed'} distortion, which depth_node does not "
-            "model: the point cloud will bend; subscribe to a rectified stream "
-            "(image_proc's image_rect)")
+            f"{msg.distortion_model[:32] or 'unnamed'} distortion, which lumde_ros does not "
+            "model (a pinhole camera): depth and point clouds bend toward the image's edges; "
+            "use a rectified stream (image_proc's image_rect)")
 
 
 def pinhole_camera_info(intrinsics: Intrinsics, header: Header) -> CameraInfo:

@@ -232,3 +232,20 @@ def test_odometry_between_messages_turns_along_the_shortest_arc():
     between = _interpolate(odometry, 30)
     np.testing.assert_allclose(between, at(0.3, 176.0), atol=1e-9)
     assert _interpolate(odometry, 100) is odometry[1][1] and _interpolate(odometry, 101) is None
+
+
+def test_what_is_assumed_about_the_camera_is_said_where_training_and_eval_report(
+        tmp_path, sim_bag):
+    from lumde_ros.data.triplets import load_triplets
+
+    def distorted(msg, index):
+        msg.d = np.array([0.1, -0.02, 0.0, 0.0, 0.0])
+    bent = copy_bag(sim_bag, tmp_path / "bent", edit=("/camera/camera_info", distorted))
+    with Recording(bent) as rec, Recording(sim_bag) as clean:
+        assert len(list(rec.frames())) == len(list(clean.frames())) == 10
+        assert len(rec.camera_warnings) == 1 and not clean.camera_warnings
+        assert "/camera/image_raw is an unrectified stream" in rec.camera_warnings[0]
+    said: list[str] = []
+    data = load_triplets([bent], 64, 48, "odometry", 0.0, say=said.append)
+    assert data.recordings[0]["camera_warnings"] == rec.camera_warnings
+    assert said == [f"warning: {bent}: {rec.camera_warnings[0]}"]
