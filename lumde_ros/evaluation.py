@@ -156,6 +156,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
             "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
             **({"camera_warnings": recording.camera_warnings}
                if recording.camera_warnings else {}),
+            **({"undecodable_images": recording.skipped_images}
+               if recording.skipped_images else {}),
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,
             **({"floor_fits": floor.fits, "floor_refused": floor.refused} if floor.fits

@@ -35,6 +35,7 @@ class FloorConfig:
     calibration_min_fits: int    # fits that must find the floor for that scale
     calibration_max_spread: float  # their scales' interquartile range over the median, at most
     gate_max_error: float  # a fine-tune's gate: how far off the held-out floor may put metres
+    gate_min_fits: int     # ...judged only when the floor is found in this many held-out frames
 
 
 @dataclass(frozen=True)

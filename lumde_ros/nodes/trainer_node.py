@@ -349,6 +349,9 @@ class TrainerNode(Node):
             return "recording in progress: call ~/stop_recording first"
         if not self._recordings:
             return "nothing recorded yet: call ~/start_recording and ~/stop_recording first"
+        if self._saved is not None:
+            return (f"the depth node ({self._p['depth_node']}) has not answered yet; the model "
+                    "swapped in before this node last stopped is served again first")
         return None
 
     def _train(self, _request, response: Trigger.Response) -> Trigger.Response:
@@ -357,7 +360,8 @@ class TrainerNode(Node):
         if refusal:
             return _answer(response, False, refusal)
         try:
-            serving = self._serving_model()  # outside the lock: see __init__
+            with self._model_lock:  # after a restore in progress (_serve_saved)
+                serving = self._serving_model()  # outside the state lock: see __init__
             with self._lock:
                 refusal = self._cannot_train()  # a call meanwhile may have changed that
                 if refusal:
@@ -479,6 +483,11 @@ class TrainerNode(Node):
                 current = self._serving_model()
             except LumdeError as err:
                 self.get_logger().warning(f"cannot serve {model} again: {err}")
+                return
+            if current == model:  # only this node restarted: the history is still good
+                self._history = list(saved["served_before"])
+                self.get_logger().info(f"the depth node serves {model}, swapped in before; "
+                                       "its rollback history is restored")
                 return
             if current:
                 self.get_logger().info(f"the depth node was started with {current}; "

@@ -70,7 +70,7 @@ def scale_from_camera_height(path: Path, bags: Sequence[str | Path], data: DataC
         scale = {"source": SOURCE, **found.as_dict()}
         checkpoint = dataclasses.replace(checkpoint, metric=True, depth_scale=found.scale)
     else:
-        scale = {"source": None, **found.as_dict()}
+        scale = found.as_dict()  # no "source": the checkpoint stays relative
     save_checkpoint(dataclasses.replace(
         checkpoint, provenance=dict(checkpoint.provenance, scale=scale)), path)
     return found.as_dict()

@@ -75,10 +75,11 @@ def _overlay(out: Path, options: FinetuneOptions, config_path: str | Path | None
     learning rate where the overlay sets none for a phase; written to the run folder so both
     phases (and a reader later) see the same settings."""
     overlay = load_yaml(Path(config_path)) if config_path else {}
-    # Both phases read the same recordings: a topic named in one section holds for both.
-    topics = {k: v for section in ("teacher", "distill")
-              for k, v in (overlay.get(section) or {}).get("data", {}).items()
+    # Both phases read the same recordings: topics named in one section hold for both.
+    named = [{k: v for k, v in ((overlay.get(section) or {}).get("data") or {}).items()
               if k in ("image_topic", "camera_info_topic") and v}
+             for section in ("teacher", "distill")]
+    topics = next((pair for pair in named if pair), {})
     for section in ("teacher", "distill"):
         values = overlay.setdefault(section, {})
         run = values.setdefault("run", {})
@@ -86,8 +87,8 @@ def _overlay(out: Path, options: FinetuneOptions, config_path: str | Path | None
         run["threads"] = options.threads
         data = values.setdefault("data", {})
         data.update(holdout=options.holdout)
-        for key, topic in topics.items():
-            data.setdefault(key, topic)
+        if not any(data.get(key) for key in ("image_topic", "camera_info_topic")):
+            data.update(topics)
     path = out / OVERLAY_FILE
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(overlay, sort_keys=False))

@@ -89,7 +89,8 @@ def floor_agreement(depths: np.ndarray, data: TripletData, floor: FloorConfig
     """How far the metres of `depths` (N, 1, H, W, one per held-out target frame) are from
     the camera's height where tf places the camera over the floor: `floor_scale`, the median
     over the frames whose floor is found of camera height / the floor's distance in the
-    depth, is 1.0 where they agree and None where no frame shows the floor."""
+    depth, is 1.0 where they agree and None where fewer than floor.gate_min_fits frames
+    show the floor (one frame's fit says little)."""
     height, width = depths.shape[-2:]
     frames = data.triplets[:, 1]
     poses = (np.full((len(frames), 4, 4), np.nan) if data.floors is None
@@ -98,10 +99,16 @@ def floor_agreement(depths: np.ndarray, data: TripletData, floor: FloorConfig
               for depth, k, pose in zip(depths, data.k[frames].numpy(), poses)
               if np.isfinite(pose).all() and pose[2, 3] > 0]
     scales, refused, why = floor_scales(placed, floor)
-    return {"floor_scale": float(np.median(scales)) if scales else None,
+    enough = len(scales) >= floor.gate_min_fits
+    if not placed:
+        why = "tf places the camera over the floor in no held-out frame"
+    elif not enough:
+        why = (f"the floor was found in {len(scales)} of {len(placed)} held-out frames, "
+               f"{floor.gate_min_fits} needed (floor.gate_min_fits)" + (f"; last: {why}"
+                                                                     if why else ""))
+    return {"floor_scale": float(np.median(scales)) if enough else None,
             "floor_fits": len(scales), "floor_refused": refused,
-            **({"floor_reason": why or "tf places the camera over the floor in no held-out "
-                "frame"} if not scales else {})}
+            **({} if enough else {"floor_reason": why})}
 
 
 def floor_error(figures: dict[str, Any]) -> float:

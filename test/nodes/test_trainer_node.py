@@ -502,6 +502,10 @@ def test_training_runs_in_the_background_deploys_the_accepted_student_and_rolls_
             wait_phase(restarted, "restored", 60)
             assert fresh.get_parameter("model_path").value == served
             assert restarted.status()["models_served_before"] == "1"
+            # Only the trainer restarted: the depth node serves the saved model already, and
+            # the rollback history comes back all the same.
+            restarted.node._serve_saved({"model_path": served, "served_before": ["a", "b"]})
+            assert restarted.node._history == ["a", "b"]
         finally:
             restarted.close()
             fresh.destroy_node()

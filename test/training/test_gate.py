@@ -150,3 +150,10 @@ def test_the_floor_measures_how_far_off_a_depth_s_metres_are(floor_bag):
     none = floor_agreement(far, unplaced, FLOOR)
     assert none["floor_scale"] is None and none["floor_fits"] == 0
     assert "tf places the camera over the floor in no held-out frame" in none["floor_reason"]
+    # One or two frames' floor say too little to refuse a model's metres on.
+    few = torch.full_like(data.floors, math.nan)
+    targets = data.triplets[:FLOOR.gate_min_fits - 1, 1]
+    few[targets] = data.floors[targets]
+    scant = floor_agreement(far, dataclasses.replace(data, floors=few), FLOOR)
+    assert scant["floor_scale"] is None and scant["floor_fits"] == FLOOR.gate_min_fits - 1
+    assert f"{FLOOR.gate_min_fits} needed" in scant["floor_reason"]
