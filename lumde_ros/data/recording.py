@@ -23,6 +23,7 @@ from lumde_ros.ros.image import DEPTH_ENCODINGS, compressed_to_rgb, image_to_dep
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
+TF_TYPE = "tf2_msgs/msg/TFMessage"
 # Topics a depth estimator publishes: neither camera nor ground truth, whatever they hold.
 DEPTH_OUTPUTS = ("depth/image", "depth/colored", "depth/camera_info")
 # How a user names the topics when a recording holds several candidates.
@@ -191,13 +192,17 @@ class Recording:
                            f"{type(err).__name__}: {err}") from err
 
     def _static_mount(self, camera_frame: str, base_frame: str | None) -> np.ndarray | None:
-        """base_frame -> camera_frame from /tf_static (read once), or None when the chain is
-        incomplete or loops. base_frame None: up to the top of the chain, or FOOTPRINT_FRAME
-        when the chain passes it (None when camera_frame has no static parent)."""
+        """base_frame -> camera_frame from /tf_static (or a namespace's, read once), or None
+        when the chain is incomplete or loops. base_frame None: up to the top of the chain, or
+        FOOTPRINT_FRAME when the chain passes it (None when camera_frame has no static
+        parent)."""
         if self._mount_parents is None:
             self._mount_parents = {}
-            if "/tf_static" in self.topics:
-                for _, msg in self._messages(["/tf_static"]):
+            # A namespaced robot's too (/robot1/tf_static: multi-robot setups remap tf).
+            static = [t for t, k in self.topics.items()
+                      if k == TF_TYPE and t.rsplit("/", 1)[-1] == "tf_static"]
+            if static:
+                for _, msg in self._messages(static):
                     for t in msg.transforms:
                         self._mount_parents[t.child_frame_id] = (t.header.frame_id,
                                                                  _transform(t.transform))

@@ -249,3 +249,10 @@ def test_what_is_assumed_about_the_camera_is_said_where_training_and_eval_report
     data = load_triplets([bent], 64, 48, "odometry", 0.0, say=said.append)
     assert data.recordings[0]["camera_warnings"] == rec.camera_warnings
     assert said == [f"warning: {bent}: {rec.camera_warnings[0]}"]
+
+
+def test_a_namespaced_robots_static_tf_places_its_camera(tmp_path, sim_bag):
+    moved = copy_bag(sim_bag, tmp_path / "robot1", rename={"/tf_static": ("/robot1/tf_static",)})
+    with Recording(moved) as rec, Recording(sim_bag) as clean:
+        for frame, truth in zip(rec.frames(), clean.frames(), strict=True):
+            np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera)
