@@ -236,7 +236,7 @@ class Recording:
         self.odom_child = odometry[0][2] if odometry else ""
         # The camera's mount on the odometry's child frame; without odometry (or when it does
         # not reach the camera) the static chain up to the robot's footprint.
-        mount = self._static_mount(self.camera_frame, odometry[0][2]) if odometry else None
+        mount = self._static_mount(self.camera_frame, self.odom_child) if odometry else None
         standing = self._static_mount(self.camera_frame, None)
         yielded = False
         for frame in self._paired(odometry, mount, standing):

@@ -484,25 +484,24 @@ class TrainerNode(Node):
             except LumdeError as err:
                 self.get_logger().warning(f"cannot serve {model} again: {err}")
                 return
-            if current == model:  # only this node restarted: the history is still good
-                self._history = list(saved["served_before"])
-                self.get_logger().info(f"the depth node serves {model}, swapped in before; "
-                                       "its rollback history is restored")
-                return
-            if current:
+            if current and current != model:
                 self.get_logger().info(f"the depth node was started with {current}; "
                                        f"{model}, swapped in before, is not served again")
                 return
-            ok, reason = self._set_model(model)
-            if ok:
-                self._history = list(saved["served_before"])
+            if not current:  # a relaunch: the depth node is back on its default model
+                ok, reason = self._set_model(model)
+                if not ok:
+                    self._set_phase("idle", f"the depth node refused {model}, swapped in "
+                                            f"before this node last stopped: {reason}",
+                                    DiagnosticStatus.WARN)
+                    self.get_logger().warning(self._message)
+                    return
                 self._set_phase("restored", f"serving {model} again, the model swapped in "
                                             "before this node last stopped")
-            else:
-                self._set_phase("idle", f"the depth node refused {model}, swapped in before "
-                                        f"this node last stopped: {reason}",
-                                DiagnosticStatus.WARN)
-        self.get_logger().info(self._message)
+            # Served again, or still (only this node restarted): its history holds.
+            self._history = list(saved["served_before"])
+        self.get_logger().info(f"serving {model}, swapped in before this node last stopped; "
+                               "its rollback history is restored")
 
     def _call(self, client, request):
         """A service call from a callback: waits (other callback groups keep spinning)."""

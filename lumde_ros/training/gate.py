@@ -151,9 +151,9 @@ def gate(candidate: str | Path, serving: str | Path | None, data: TripletData,
             depths, checkpoint = model_depths(model, data)
             metric = checkpoint.metric
             # Why a run without odometry stayed relative (camera_height.py), where it says.
-            scale = checkpoint.provenance.get("scale", {})
-            if not metric and scale.get("reason"):
-                figures[role]["camera_height"] = scale["reason"]
+            why = checkpoint.provenance.get("scale", {}).get("reason")
+            if not metric and why:
+                figures[role]["camera_height"] = why
             if metric and not data.metric:
                 figures[role].update(floor_agreement(depths, data, floor))
             if not data.metric:
