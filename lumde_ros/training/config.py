@@ -208,7 +208,9 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def load_section(section: str, cls: type, user_path: str | Path | None = None) -> Any:
     """Section `section` of the shipped config/train.yaml as dataclass `cls`, with the same
-    section of `user_path` (if given) overlaid."""
+    section of `user_path` (if given) overlaid. Every section of the user's file is checked
+    for misspelt settings, not only this one: a typo in the section a later phase (or another
+    command) reads is refused now, not after reading recordings or training."""
     shipped = load_yaml(config_path(TRAIN_CONFIG))
     if section not in shipped:
         raise ConfigError(f"{config_path(TRAIN_CONFIG)} has no section '{section}'")
@@ -219,7 +221,7 @@ def load_section(section: str, cls: type, user_path: str | Path | None = None) -
         if unknown:
             raise ConfigError(f"{user_path}: unknown section(s) {', '.join(sorted(unknown))}; "
                               f"known: {', '.join(sorted(shipped))}")
-        values = _merge(values, user.get(section) or {}, f"{section}.")
+        values = _merge(shipped, {k: v or {} for k, v in user.items()}, "")[section]
     return _build(cls, values, f"{section}.")
 
 

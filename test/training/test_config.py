@@ -29,6 +29,8 @@ def test_shipped_defaults_and_a_partial_override(tmp_path):
     ("teacher:\n  data: {color_jitter: 1.5}\n", "data.color_jitter is 1.5; expected 0..1"),
     ("teacher:\n  run: {device: gpu}\n", "run.device 'gpu'"),
     ("teacher:\n  pose_model: []\n", "'teacher.pose_model' must be a mapping"),
+    ("distill:\n  run: {stpes: 3}\n", "unknown setting 'distill.run.stpes'"),  # not read here
+    ("floor: [1]\n", "'floor' must be a mapping"),
 ])
 def test_mistakes_are_named(tmp_path, text, message):
     user = tmp_path / "bad.yaml"
