@@ -39,6 +39,7 @@ SIZE = _number(int, lambda v: v >= 0, "a size in pixels (0: the model's)")
 SEED = _number(int, lambda v: v >= 0, "a seed (0 or more)")
 VISIT = _number(int, lambda v: v >= 0, "a visit number (0 or more)")
 POSITIVE = _number(float, lambda v: v > 0, "a positive number")
+MILLISECONDS = _number(float, lambda v: v >= 0, "milliseconds (0 or more)")
 FOV = _number(float, lambda v: 1 <= v <= 179, "a field of view of 1-179 degrees")
 
 
@@ -117,7 +118,8 @@ def _eval(args: argparse.Namespace) -> dict[str, object]:
         topics = {f"{name}_topic": getattr(args, f"{name}_topic")
                   for name in ("image", "camera_info", "depth")}
         result = evaluate_recording(args.bag, args.model, args.min_depth_m, args.max_depth_m,
-                                    backend=args.backend, topics=topics)
+                                    backend=args.backend, topics=topics,
+                                    depth_slop_ms=args.depth_slop_ms)
     if args.json != STDOUT:
         print(format_table({name: result[name] for name in (*PROTOCOLS, CONSTANT, CAMERA_HEIGHT)
                             if name in result}))
@@ -262,6 +264,10 @@ def parser() -> argparse.ArgumentParser:
     for name, what in (("image", "camera image"), ("camera-info", "its CameraInfo"),
                        ("depth", "ground-truth depth")):
         ev.add_argument(f"--{name}-topic", help=f"{what} topic (default: found in the bag)")
+    ev.add_argument("--depth-slop-ms", type=MILLISECONDS,
+                    help="ground truth belongs to the image stamped nearest it within this "
+                         "(an RGB-D camera stamps colour and depth apart; default: half a "
+                         "frame at 30 Hz; 0: the same stamp only)")
     ev.set_defaults(run=_eval)
     export = sub.add_parser("export", help="ONNX graph of a model, verified against PyTorch",
                             description="Writes an ONNX graph (opset 17) with the checkpoint's "

@@ -127,11 +127,13 @@ def format_table(results: dict[str, dict[str, float]]) -> str:
 
 def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_depth_m: float,
                        max_depth_m: float, threads: int = 0, backend: str = "torch",
-                       topics: dict[str, str | None] | None = None) -> dict[str, object]:
+                       topics: dict[str, str | None] | None = None,
+                       depth_slop_ms: float | None = None) -> dict[str, object]:
     """Run a model (None: the default model) over every frame of `bag` that has ground
     truth, through the same Predictor the depth node serves with; returns both protocols'
     metrics plus the model's size and cost. `topics`: image_topic, camera_info_topic and
-    depth_topic where the recording's own choice is not wanted."""
+    depth_topic where the recording's own choice is not wanted; `depth_slop_ms`: how far
+    apart an image and its ground truth may be stamped (None: the Recording's default)."""
     from lumde_ros.data import Recording
     from lumde_ros.floor import FloorConfig, FloorScale, up_in_camera
     from lumde_ros.training.config import load_section
@@ -139,7 +141,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     predict, about = _model(checkpoint_path, threads, backend)
     metrics = ProtocolMetrics(min_depth_m, max_depth_m)
     floor = FloorScale(load_section("floor", FloorConfig))
-    with Recording(bag, **(topics or {})) as recording:
+    slop = {} if depth_slop_ms is None else {"depth_slop_ms": depth_slop_ms}
+    with Recording(bag, **(topics or {}), **slop) as recording:
         for frame in recording.frames():
             if frame.depth is None:
                 continue
@@ -151,7 +154,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
         if not metrics.frames:
             raise BagError(f"{bag} has no camera frame with ground-truth depth to evaluate on "
                            f"(depth topic: {recording.depth_topic or 'none found'}; image "
-                           f"topic: {recording.image_topic})")
+                           f"topic: {recording.image_topic}; ground truth is paired with an "
+                           f"image stamped within --depth-slop-ms)")
     return {"bag": str(bag), "image_topic": recording.image_topic,
             "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
             **({"camera_warnings": recording.camera_warnings}

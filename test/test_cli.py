@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bags import copy_bag
 
 from lumde_ros.inference import shipped_weights
 
@@ -82,6 +83,15 @@ def test_simulate_then_eval(tmp_path):
     assert 0 < result["constant_baseline"]["a1"] < 1
     assert run("eval", "--bag", str(tmp_path / "none")).returncode == 1
 
+    def later(msg, index):  # depth stamped 20 ms after its image
+        msg.header.stamp.nanosec += 20_000_000
+    late = copy_bag(bag, tmp_path / "late", edit=("/camera/depth/ground_truth", later))
+    out = run("eval", "--bag", str(late), "--max-depth", "8")
+    assert out.returncode == 1 and "within --depth-slop-ms" in out.stderr
+    out = run("eval", "--bag", str(late), "--max-depth", "8", "--depth-slop-ms", "25", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["median_scaled"] == result["median_scaled"]
+
 
 def test_eval_on_the_real_middlebury_photograph(tmp_path, student_path):
     report = tmp_path / "middlebury.json"
@@ -102,6 +112,7 @@ def test_eval_on_the_real_middlebury_photograph(tmp_path, student_path):
     (("simulate", "--out", "x", "--visit", "-1"), "--visit: -1 is not a visit number"),
     (("demo", "--rate-hz", "0"), "--rate-hz: 0 is not a positive number"),
     (("eval", "--bag", "x", "--min-depth-m", "5", "--max-depth-m", "1"), "is not below"),
+    (("eval", "--bag", "x", "--depth-slop-ms", "-1"), "-1 is not milliseconds"),
     (("info", "--json", "missing/info.json"), "not a file in an existing directory"),
 ])
 def test_misused_arguments_are_refused_before_any_work(tmp_path, args, reason):

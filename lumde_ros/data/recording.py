@@ -1,22 +1,25 @@
 """Time-ordered camera frames from a rosbag2 (MCAP or sqlite3), read with rosbags: the RGB
 image (raw or compressed), its intrinsics, ground-truth depth when recorded, and the camera's
-pose in the odometry frame when the bag has odometry and the camera's mounting in tf. A
-recording a dead recorder left unfinished is read through its repaired copy (data/repair.py)."""
+pose in the odometry frame when the bag has odometry (an Odometry topic, or odom in /tf) and tf
+links it to the camera. A recording a dead recorder left unfinished is read through its
+repaired copy (data/repair.py)."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
 from lumde_ros.errors import BagError, EncodingError, IntrinsicsError
 from lumde_ros.data.repair import Recovery, recover, unfinished
-from lumde_ros.geometry import Intrinsics, pose_matrix
+from lumde_ros.data.transforms import (FOOTPRINT_FRAME, Timeline, TransformTree, is_odom_frame,
+                                       usable_rotation)
+from lumde_ros.geometry import Intrinsics
 from lumde_ros.ros.camera_info import camera_intrinsics, fit_to_image, unmodelled_distortion
 from lumde_ros.ros.image import DEPTH_ENCODINGS, compressed_to_rgb, image_to_depth, image_to_rgb
 
@@ -32,9 +35,12 @@ TOPIC_SETTINGS = ("data.image_topic / data.camera_info_topic in a --config file 
                   "--image-topic / --camera-info-topic")
 # Recordings hold camera frames, not photographs of cities: anything larger is refused.
 MAX_PIXELS = 1 << 24
-# REP 120: the robot's base projected onto the floor. Without odometry, a camera's /tf_static
-# chain up to here (or to its top) places it over the floor.
-FOOTPRINT_FRAME = "base_footprint"
+# Ground truth belongs to the image stamped nearest it within this: an RGB-D camera that does
+# not synchronise its sensors stamps colour and depth up to half a frame apart (15 ms at 30 Hz).
+DEPTH_SLOP_MS = 15.0
+# Images waiting for their ground truth, and depth images kept to pair them with: enough for a
+# depth stream logged a few frames behind its images.
+PENDING = 8
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,9 @@ class RecordedFrame:
     """One camera frame. stamp_ns: header stamp; rgb uint8 (H, W, 3); depth (H, W) metres or
     None; odom_from_camera: 4x4 pose of the optical frame in odom, or None; floor_from_camera:
     its pose in a frame whose z is up and whose origin lies on the floor (odom with odometry,
-    REP 105; without, the frame at the top of the camera's /tf_static chain, or
-    base_footprint on the way there, REP 120), or None: what places the camera over the
-    floor for a metric scale from its height (floor.py)."""
+    REP 105; without, base_footprint on the camera's tf chain, REP 120, or the chain's top),
+    or None: what places the camera over the floor for a metric scale from its height
+    (floor.py)."""
 
     stamp_ns: int
     rgb: np.ndarray
@@ -58,17 +64,12 @@ def _stamp(msg) -> int:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
-def _transform(t) -> np.ndarray:
-    v, q = t.translation, t.rotation
-    return pose_matrix(np.array([v.x, v.y, v.z]), np.array([q.x, q.y, q.z, q.w]))
-
-
 class Recording:
     """A recording opened for reading; topics are chosen by name or found by type."""
 
     def __init__(self, path: str | Path, image_topic: str | None = None,
                  camera_info_topic: str | None = None, depth_topic: str | None = None,
-                 ground_truth: bool = True) -> None:
+                 ground_truth: bool = True, depth_slop_ms: float = DEPTH_SLOP_MS) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"recording {self.path} does not exist")
@@ -92,6 +93,12 @@ class Recording:
         self.topics = {c.topic: c.msgtype for c in self._reader.connections}
         self.damaged: dict[str, int] = {}  # messages skipped per topic: they did not deserialize
         self.unusable_poses = 0
+        self.skipped_images = 0  # images that did not decode (last_skip says why)
+        self._images_read = 0  # by the last frames()
+        self.last_skip = ""
+        self.camera_warnings: list[str] = []  # what is assumed about the camera and its stamps
+        self._unset_stamps: set[str] = set()  # topics whose header stamps are 0
+        self._slop_ns = int(depth_slop_ms * 1e6)
         try:
             for topic in filter(None, (image_topic, camera_info_topic, depth_topic)):
                 if topic not in self.topics:
@@ -104,22 +111,24 @@ class Recording:
             self.image_topic = image_topic or self._camera_stream(
                 [t for t in images if t not in depths])
             self.camera_info_topic = camera_info_topic or self._camera_info()
+            # Training opens recordings with ground_truth=False: it is not even read. With
+            # several depth streams the one nearest the camera (longest shared prefix) is taken.
+            near = sorted(depths,
+                          key=lambda t: -len(os.path.commonprefix([t, self.image_topic])))
+            self.depth_topic = None if not ground_truth else depth_topic or next(iter(near), None)
+            self.camera_frame = next((msg.header.frame_id for _, msg, _ in
+                                      self._messages([self.image_topic])), "")
+            self._tree = self._read_tf()
+            self._tf_warnings = list(self.camera_warnings)  # zero stamps on /tf
+            self._odom_topics = [t for t, k in sorted(self.topics.items())
+                                 if k == ODOMETRY_TYPE]
+            # odom_topic: where poses come from (an Odometry topic or a tf topic), or None;
+            # _moved: the frame whose motion it gives (its child frame, or /tf's odom).
+            self.odom_topic, self._moved, self.odom_child = self._pose_source()
+            self._standing = self._standing_frame()
         except BagError:
             self.close()
             raise
-        # Training opens recordings with ground_truth=False: it is not even read. With
-        # several depth streams the one nearest the camera (longest shared prefix) is taken.
-        near = sorted(depths, key=lambda t: -len(os.path.commonprefix([t, self.image_topic])))
-        self.depth_topic = None if not ground_truth else depth_topic or next(iter(near), None)
-        # With several, frames() takes the one whose child frame /tf_static links to the camera.
-        self._odom_topics = [t for t, k in sorted(self.topics.items()) if k == ODOMETRY_TYPE]
-        self.odom_topic = next(iter(self._odom_topics), None)
-        self.camera_frame = ""  # the images' frame_id, once frames() has read one
-        self.odom_child = ""  # the odometry's child frame, likewise
-        self.skipped_images = 0  # images that did not decode (last_skip says why)
-        self.camera_warnings: list[str] = []  # what about the camera's geometry is assumed
-        self.last_skip = ""
-        self._mount_parents: dict[str, tuple[str, np.ndarray]] | None = None
 
     def _missing(self, topic: str) -> str:
         listing = ", ".join(f"{t} ({k})" for t, k in sorted(self.topics.items()))
@@ -128,7 +137,7 @@ class Recording:
     def _holds_depth(self, topic: str) -> bool:
         """Whether the topic's first message is a depth image (REP 118 encodings, or
         compressed_depth_image_transport's format)."""
-        for _, msg in self._messages([topic]):
+        for _, msg, _ in self._messages([topic]):
             return "compressedDepth" in msg.format if hasattr(msg, "format") \
                 else msg.encoding in DEPTH_ENCODINGS
         return False
@@ -174,88 +183,120 @@ class Recording:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _messages(self, topics: list[str]) -> Iterator[tuple[str, object]]:
-        """Deserialized messages of `topics` in log order. A message that does not deserialize
+    def _messages(self, topics: list[str]) -> Iterator[tuple[str, object, int]]:
+        """(topic, message, time recorded) of `topics` in log order. A message that does not
+        deserialize
         is skipped and counted in `damaged` (one bad message costs one frame, not the
         recording); a storage that cannot be read on is refused."""
         conns = [c for c in self._reader.connections if c.topic in topics]
+        if not conns:  # rosbags reads every topic when given none
+            return
         try:
-            for conn, _, raw in self._reader.messages(connections=conns):
+            for conn, logged, raw in self._reader.messages(connections=conns):
                 try:
                     msg = self._reader.deserialize(raw, conn.msgtype)
                 except Exception:  # rosbags raises several types for a malformed message
                     self.damaged[conn.topic] = self.damaged.get(conn.topic, 0) + 1
                     continue
-                yield conn.topic, msg
+                yield conn.topic, msg, logged
         except Exception as err:  # truncated chunks surface only while reading
             raise BagError(f"{self.path} is damaged after some messages were read: "
                            f"{type(err).__name__}: {err}") from err
 
-    def _static_mount(self, camera_frame: str, base_frame: str | None) -> np.ndarray | None:
-        """base_frame -> camera_frame from /tf_static (or a namespace's, read once), or None
-        when the chain is incomplete or loops. base_frame None: up to the top of the chain, or
-        FOOTPRINT_FRAME when the chain passes it (None when camera_frame has no static
-        parent)."""
-        if self._mount_parents is None:
-            self._mount_parents = {}
-            # A namespaced robot's too (/robot1/tf_static: multi-robot setups remap tf).
-            static = [t for t, k in self.topics.items()
-                      if k == TF_TYPE and t.rsplit("/", 1)[-1] == "tf_static"]
-            if static:
-                for _, msg in self._messages(static):
-                    for t in msg.transforms:
-                        self._mount_parents[t.child_frame_id] = (t.header.frame_id,
-                                                                 _transform(t.transform))
-        if base_frame is None and camera_frame not in self._mount_parents:
-            return None
-        chain, frame, seen = np.eye(4), camera_frame, set()
-        while frame != base_frame:
-            if base_frame is None and (frame == FOOTPRINT_FRAME
-                                       or frame not in self._mount_parents):
-                return chain
-            if frame not in self._mount_parents or frame in seen:
-                return None
-            seen.add(frame)
-            parent, transform = self._mount_parents[frame]
-            chain, frame = transform @ chain, parent
-        return chain
+    def _read_tf(self) -> TransformTree:
+        """Every tf topic of the recording, a namespaced robot's too (/robot1/tf: multi-robot
+        setups remap tf)."""
+        tree = TransformTree()
+        tf = [t for t, k in self.topics.items() if k == TF_TYPE
+              and t.rsplit("/", 1)[-1] in ("tf", "tf_static")]
+        for topic, msg, logged in self._messages(tf):
+            static = topic.endswith("tf_static")
+            for transform in msg.transforms:
+                tree.add(transform, self._time(topic, transform, logged, static), topic, static)
+        self._tf_damaged = {t: n for t, n in self.damaged.items() if t in tf}
+        return tree.freeze()
+
+    def _pose_source(self) -> tuple[str | None, str, str]:
+        """Where the camera's pose comes from: (topic, the frame it moves, the odometry's child
+        frame). Of several odometry topics the first whose child frame tf links to the camera
+        (a robot's /odom beside, say, a tracking camera's own); else /tf when it moves an odom
+        frame above the camera (a bag recorded without /odom); else the first odometry topic,
+        whose poses may then reach no frame (frames() says why)."""
+        chain = self._tree.chain(self.camera_frame)
+        children = {topic: next((msg.child_frame_id for _, msg, _ in self._messages([topic])),
+                                "") for topic in self._odom_topics}
+        linked = next((t for t in self._odom_topics if children[t] in chain), None)
+        if linked is not None:
+            return linked, children[linked], children[linked]
+        odom = next((f for f in chain[1:] if is_odom_frame(f)), None)
+        if odom is not None:
+            below = chain[chain.index(odom) - 1]
+            return self._tree.topic(below), odom, below
+        first = next(iter(self._odom_topics), None)
+        return first, children.get(first, ""), children.get(first, "")
+
+    def _standing_frame(self) -> str | None:
+        """The frame that places the camera over the floor where odometry does not: up the
+        camera's tf chain to base_footprint (REP 120) or an odom frame (REP 105: on the
+        floor where the robot started), else the top of the chain; None without a parent."""
+        chain = self._tree.chain(self.camera_frame)
+        return next((f for f in chain[1:] if f == FOOTPRINT_FRAME or is_odom_frame(f)),
+                    chain[-1] if len(chain) > 1 else None)
 
     def frames(self) -> Iterator[RecordedFrame]:
-        """Frames in time order. Ground truth is paired with the image of the same header
-        stamp written next to it; odometry is interpolated to the image stamp. Images recorded
-        before the first CameraInfo are skipped (drivers publish both; either may be logged
-        first), and so is an image that does not decode (counted in skipped_images; only when
-        none decodes is the recording refused, with the reason)."""
-        self.camera_frame = next((msg.header.frame_id for _, msg in
-                                  self._messages([self.image_topic])), "")
-        self.odom_topic = self._linked_odometry()
-        self.damaged.clear()  # counted afresh: the searches above peeked at messages already
+        """Frames in time order. Ground truth is paired with the image whose header stamp is
+        nearest, within depth_slop_ms (an RGB-D camera stamps its colour and depth apart);
+        poses are interpolated to the image stamp. A header stamp of 0 (a driver that leaves
+        it unset) is replaced by the time the message was recorded, and said in
+        camera_warnings. Images recorded before the first CameraInfo are skipped (drivers
+        publish both; either may be logged first), and so is an image that does not decode
+        (counted in skipped_images; only when none decodes is the recording refused, with the
+        reason)."""
+        # Counted afresh: the searches at opening peeked at messages already.
+        self.damaged = dict(self._tf_damaged)
         self.unusable_poses = self.skipped_images = 0  # poses left out by _odometry
-        self.camera_warnings = []
-        odometry = self._odometry()
-        self.odom_child = odometry[0][2] if odometry else ""
-        # The camera's mount on the odometry's child frame; without odometry (or when it does
-        # not reach the camera) the static chain up to the robot's footprint.
-        mount = self._static_mount(self.camera_frame, self.odom_child) if odometry else None
-        standing = self._static_mount(self.camera_frame, None)
+        self.camera_warnings = list(self._tf_warnings)
+        self._unset_stamps = set()
+        odometry = self._odometry() if self.odom_topic in self._odom_topics else None
         yielded = False
-        for frame in self._paired(odometry, mount, standing):
+        for frame in self._paired(odometry):
             if frame is not None:
                 yielded = True
                 yield frame
-        if not yielded and self.skipped_images:
+        if yielded:
+            return
+        if self.skipped_images:
             raise BagError(f"{self.path} {self.image_topic}: no image decodes "
                            f"({self.skipped_images} tried; last: {self.last_skip})")
+        if not self._images_read:
+            raise BagError(f"{self.path}: {self.image_topic} holds no messages (nothing was "
+                           "recorded on it)")
+        raise BagError(f"{self.path}: none of the {self._images_read} images on "
+                       f"{self.image_topic} has a CameraInfo on {self.camera_info_topic} "
+                       "recorded before it")
 
-    def _paired(self, odometry: list, mount: np.ndarray | None,
-                standing: np.ndarray | None) -> Iterator[RecordedFrame | None]:
-        """Each image with its CameraInfo, ground truth and pose (None: it did not decode)."""
+    def _time(self, topic: str, msg, logged_ns: int, static: bool = False) -> int:
+        """A message's header stamp, or when it is 0 (unset by its driver) the time it was
+        recorded, said once per topic (a static transform's stamp does not matter)."""
+        stamp = _stamp(msg)
+        if stamp or static:
+            return stamp
+        if topic not in self._unset_stamps:
+            self._unset_stamps.add(topic)
+            self._warn(f"{topic} has header stamps of 0: the times they were recorded are "
+                       "used instead (set the driver's stamps for exact timing)")
+        return logged_ns
+
+    def _paired(self, odometry: Timeline | None) -> Iterator[RecordedFrame | None]:
+        """Each image with its CameraInfo, ground truth and pose (None: it did not decode).
+        An image waits for ground truth until a depth image stamped after it (beyond the
+        slop) has been read, or until PENDING images wait."""
         intrinsics: Intrinsics | None = None
-        pending = None          # (image, intrinsics) waiting for its ground truth
-        last_depth = None       # ground truth that arrived before its image
-        poses = (odometry, mount, standing)
+        pending: deque = deque()                 # (image, stamp, intrinsics)
+        depths: deque = deque(maxlen=PENDING)    # (stamp, depth message), the latest
         wanted = [self.image_topic, self.camera_info_topic, *filter(None, [self.depth_topic])]
-        for topic, msg in self._messages(wanted):
+        self._images_read = 0
+        for topic, msg, logged in self._messages(wanted):
             if topic == self.camera_info_topic:
                 try:
                     intrinsics = camera_intrinsics(msg)
@@ -263,36 +304,29 @@ class Recording:
                     raise BagError(f"{self.path} {topic}: {err}") from err
                 self._warn(unmodelled_distortion(msg, self.image_topic))
                 continue
+            stamp = self._time(topic, msg, logged)
             if topic == self.depth_topic:
-                if pending is not None and _stamp(pending[0]) == _stamp(msg):
-                    yield self._frame(*pending, image_to_depth(msg), *poses)
-                    pending = None
-                else:
-                    last_depth = msg
-                continue
-            if pending is not None:
-                yield self._frame(*pending, None, *poses)
-                pending = None
-            if intrinsics is None:
-                continue
-            if last_depth is not None and _stamp(last_depth) == _stamp(msg):
-                yield self._frame(msg, intrinsics, image_to_depth(last_depth), *poses)
-            elif self.depth_topic:
-                pending = (msg, intrinsics)
+                depths.append((stamp, msg))
+                while pending and pending[0][1] + self._slop_ns < stamp:
+                    yield self._frame(*pending.popleft(), depths, odometry)
             else:
-                yield self._frame(msg, intrinsics, None, *poses)
-        if pending is not None:
-            yield self._frame(*pending, None, *poses)
+                self._images_read += 1
+                if intrinsics is None:
+                    continue
+                pending.append((msg, stamp, intrinsics))
+                if not self.depth_topic or len(pending) > PENDING:
+                    yield self._frame(*pending.popleft(), depths, odometry)
+        while pending:
+            yield self._frame(*pending.popleft(), depths, odometry)
 
-    def _frame(self, image, intrinsics: Intrinsics, depth: np.ndarray | None,
-               odometry: list, mount: np.ndarray | None,
-               standing: np.ndarray | None) -> RecordedFrame | None:
+    def _frame(self, image, stamp: int, intrinsics: Intrinsics, depths: deque,
+               odometry: Timeline | None) -> RecordedFrame | None:
         try:
             rgb = (compressed_to_rgb(image, MAX_PIXELS) if hasattr(image, "format")
                    else image_to_rgb(image, MAX_PIXELS))
         except EncodingError as err:  # one bad image costs one frame
             self.skipped_images += 1
-            self.last_skip = f"at {_stamp(image)} ns: {err}"
+            self.last_skip = f"at {stamp} ns: {err}"
             return None
         fit = fit_to_image(intrinsics, rgb.shape[1], rgb.shape[0])
         if fit.intrinsics is None:
@@ -301,64 +335,44 @@ class Recording:
                            f"{rgb.shape[1]}x{rgb.shape[0]} images of {self.image_topic}: check "
                            "that both belong to the same camera")
         self._warn(fit.warning)
+        near = min(depths, key=lambda d: abs(d[0] - stamp), default=None)
+        depth = (image_to_depth(near[1]) if near is not None
+                 and abs(near[0] - stamp) <= self._slop_ns else None)
         if depth is not None and depth.shape != rgb.shape[:2]:
-            raise BagError(f"{self.path}: ground truth {depth.shape[1]}x{depth.shape[0]} does "
-                           f"not match image {rgb.shape[1]}x{rgb.shape[0]}")
+            raise BagError(f"{self.path}: ground truth on {self.depth_topic} is "
+                           f"{depth.shape[1]}x{depth.shape[0]}, the images "
+                           f"{rgb.shape[1]}x{rgb.shape[0]}: use a depth stream registered to "
+                           "the colour camera (a driver's aligned_depth_to_color or "
+                           "depth_registered)")
         pose = None
-        if mount is not None:
-            base = _interpolate(odometry, _stamp(image))
-            pose = None if base is None else base @ mount
-        # Where odometry does not place the camera, its static mount still sets it over the
-        # floor (its height: what a metric scale without odometry needs).
-        return RecordedFrame(_stamp(image), rgb, fit.intrinsics, depth, pose,
-                             standing if pose is None else pose)
+        if self._moved:
+            # Odometry moves its child frame; /tf moves everything below the odom frame.
+            base = np.eye(4) if odometry is None else odometry.at(stamp)
+            mount = self._tree.lookup(self._moved, self.camera_frame, stamp)
+            pose = None if base is None or mount is None else base @ mount
+        # Where odometry does not place the camera, tf's mount still sets it over the floor
+        # (its height: what a metric scale without odometry needs).
+        standing = pose if pose is not None or self._standing is None else \
+            self._tree.lookup(self._standing, self.camera_frame, stamp)
+        return RecordedFrame(stamp, rgb, fit.intrinsics, depth, pose, standing)
 
     def _warn(self, warning: str | None) -> None:
         """Keep a camera warning once (a recording repeats its CameraInfo with every image)."""
         if warning and warning not in self.camera_warnings:
             self.camera_warnings.append(warning)
 
-    def _linked_odometry(self) -> str | None:
-        """The odometry topic to use: of several, the first whose child frame /tf_static
-        links to the camera's frame (a robot's /odom beside, say, a tracking camera's own)."""
-        if len(self._odom_topics) > 1:
-            for topic in self._odom_topics:
-                child = next((msg.child_frame_id for _, msg in self._messages([topic])), "")
-                if self._static_mount(self.camera_frame, child) is not None:
-                    return topic
-        return next(iter(self._odom_topics), None)
-
-    def _odometry(self) -> list[tuple[int, np.ndarray, str]]:
-        """(stamp, odom_from_base, base frame) of every odometry message with a usable pose,
-        in time order. Poses that are not finite or have a zero quaternion (an estimator not
-        yet initialised, a driver leaving orientation unset) are left out: frames between the
-        good ones are still interpolated."""
-        if self.odom_topic is None:
-            return []
-        out = []
-        for _, msg in self._messages([self.odom_topic]):
+    def _odometry(self) -> Timeline:
+        """The odometry topic's poses of its child frame in time order. Poses that are not
+        finite or have a zero quaternion (an estimator not yet initialised, a driver leaving
+        orientation unset) are left out: frames between the good ones are still
+        interpolated."""
+        stamps, poses = [], []
+        for topic, msg, logged in self._messages([self.odom_topic]):
             p, q = msg.pose.pose.position, msg.pose.pose.orientation
-            position, quaternion = np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
-            if np.isfinite([*position, *quaternion]).all() and np.linalg.norm(quaternion) > 1e-6:
-                out.append((_stamp(msg), pose_matrix(position, quaternion), msg.child_frame_id))
+            pose = [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
+            if usable_rotation(np.array(pose[:3]), np.array(pose[3:])):
+                stamps.append(self._time(topic, msg, logged))
+                poses.extend(pose)
             else:
                 self.unusable_poses += 1
-        return sorted(out, key=lambda row: row[0])
-
-
-def _interpolate(odometry: list, stamp: int) -> np.ndarray | None:
-    """Pose at `stamp` between the odometry messages around it (None outside their span)."""
-    stamps = [row[0] for row in odometry]
-    k = int(np.searchsorted(stamps, stamp))
-    if k < len(stamps) and stamps[k] == stamp:
-        return odometry[k][1]
-    if k == 0 or k == len(stamps):
-        return None
-    (t0, a, _), (t1, b, _) = odometry[k - 1], odometry[k]
-    w = (stamp - t0) / (t1 - t0)
-    pose = np.eye(4)
-    # Rotation along the shortest arc from a to b (10 Hz odometry turns degrees in between).
-    turn = cv2.Rodrigues(a[:3, :3].T @ b[:3, :3])[0]
-    pose[:3, :3] = a[:3, :3] @ cv2.Rodrigues(w * turn)[0]
-    pose[:3, 3] = (1 - w) * a[:3, 3] + w * b[:3, 3]
-    return pose
+        return Timeline.of(stamps, poses)

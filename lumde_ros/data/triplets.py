@@ -19,6 +19,7 @@ from lumde_ros.data.image_motion import (ImageMotion, ImageMotionConfig, is_keyf
                                          keyframe_poses, motion_of_tracks, tracked_points)
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.sampling import triplets
+from lumde_ros.data.transforms import ODOM_FRAME
 from lumde_ros.errors import TrainingError
 from lumde_ros.geometry import floor_prior as floor_prior_of
 from lumde_ros.inference import resize_image
@@ -365,15 +366,14 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
                     if recording.camera_warnings else {}),
                  **({"recovered": recording.recovered.as_dict()} if recording.recovered
                     else {})}
-    if not rgb:
-        raise TrainingError(f"{bag} has no camera frame with a CameraInfo before it")
     if odom_topic is None:
-        why = "no nav_msgs/msg/Odometry topic"
+        why = (f"no nav_msgs/msg/Odometry topic, and no {ODOM_FRAME} frame in tf above the "
+               f"image's frame ({frames[0]})")
     elif all(p is None for p in pose) and unusable:
         why = (f"odometry on {odom_topic} has {unusable} poses that are not finite or have a "
                "zero quaternion, and none that reaches the camera")
     elif all(p is None for p in pose):
-        why = (f"odometry on {odom_topic} does not reach the camera: /tf_static has no chain "
+        why = (f"odometry on {odom_topic} does not reach the camera: tf has no chain "
                f"from the image's frame ({frames[0]}) to the odometry's child frame "
                f"({frames[1]}), or the odometry's stamps do not span the images' (header "
                "stamps of 0 do not)")

@@ -106,7 +106,7 @@ def test_without_odometry_hints_in_median_depths_beat_the_constant_baseline(driv
     """On the learned route the sweep runs through the keyframes' image motion: the hints are
     in units of each frame's median depth, so only their shape is scored, scaled per frame to
     the truth (the constant baseline is then exactly the median)."""
-    without = copy_bag(drive, tmp_path / "no_odometry", {"/odom"})
+    without = copy_bag(drive, tmp_path / "no_odometry", {"/odom", "/tf"})
     data = load_triplets([without], 128, 96, "learned", 0.0, hints=CONFIG,
                          hint_cache=tmp_path / "hints",
                          motion=load_section("image_motion", ImageMotionConfig))

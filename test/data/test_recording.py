@@ -1,6 +1,7 @@
 """Reading recordings: what simulate writes comes back whole; bad bags are refused clearly."""
 from __future__ import annotations
 
+import copy
 import math
 import shutil
 import sqlite3
@@ -12,11 +13,16 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from lumde_ros.data import Recording
 from lumde_ros.errors import BagError
+from lumde_ros.geometry import matrix_quaternion
 from lumde_ros.sim.recording import TYPESTORE, SimulateOptions, _camera_info, _image, simulate
 from lumde_ros.sim.scene import camera_intrinsics
 from lumde_ros.sim.world import load_sim_config
 
 SIM = load_sim_config()
+
+
+def _time(stamp) -> int:
+    return stamp.sec * 10**9 + stamp.nanosec
 
 
 def test_frames_carry_image_intrinsics_truth_and_pose(sim_bag):
@@ -155,6 +161,27 @@ def test_image_and_camera_info_size_mismatch_is_refused(tmp_path):
         list(rec.frames())
 
 
+@pytest.mark.parametrize("images, reason", [
+    (0, "/cam/image holds no messages"),
+    (2, "none of the 2 images on /cam/image has a CameraInfo on /cam/camera_info recorded "
+        "before it"),
+])
+def test_a_recording_without_camera_frames_says_what_is_missing(tmp_path, images, reason):
+    path = tmp_path / "empty"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        info = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
+                                     typestore=TYPESTORE)
+        image = writer.add_connection("/cam/image", "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        for k in range(images):
+            writer.write(image, k, TYPESTORE.serialize_cdr(
+                _image(k, "cam", np.zeros((24, 32, 3), np.uint8), "rgb8"), image.msgtype))
+        if images:  # the CameraInfo only after every image
+            writer.write(info, images, TYPESTORE.serialize_cdr(
+                _camera_info(images, "cam", camera_intrinsics(32, 24, 70.0)), info.msgtype))
+    with Recording(path) as rec, pytest.raises(BagError, match=reason):
+        list(rec.frames())
+
+
 def test_compressed_images_are_read(tmp_path):
     import cv2
     path = tmp_path / "compressed"
@@ -212,8 +239,8 @@ def test_the_odometry_that_reaches_the_camera_is_taken_of_several(tmp_path, sim_
         assert rec.odom_topic == "/odom"
     for frame, truth in pairs:
         np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera)
-    # Odometry that reaches nothing: tf's mount alone still sets the camera over the floor.
-    lost = copy_bag(sim_bag, tmp_path / "lost", edit=("/odom", elsewhere))
+    # Odometry that reaches nothing (and no /tf): the mount alone sets the camera over the floor.
+    lost = copy_bag(sim_bag, tmp_path / "lost", drop={"/tf"}, edit=("/odom", elsewhere))
     with Recording(lost) as rec, Recording(sim_bag) as clean:
         for frame, truth in zip(rec.frames(), clean.frames(), strict=True):
             assert frame.odom_from_camera is None
@@ -222,16 +249,117 @@ def test_the_odometry_that_reaches_the_camera_is_taken_of_several(tmp_path, sim_
 
 
 def test_odometry_between_messages_turns_along_the_shortest_arc():
-    from lumde_ros.data.recording import _interpolate
+    from lumde_ros.data.transforms import Timeline
     from lumde_ros.geometry import pose_matrix, quaternion_from_rpy
 
     def at(x: float, yaw_deg: float) -> np.ndarray:
         return pose_matrix(np.array([x, 0.0, 0.0]),
                            quaternion_from_rpy(0.0, 0.0, math.radians(yaw_deg)))
-    odometry = [(0, at(0.0, 170.0), "base"), (100, at(1.0, -170.0), "base")]
-    between = _interpolate(odometry, 30)
-    np.testing.assert_allclose(between, at(0.3, 176.0), atol=1e-9)
-    assert _interpolate(odometry, 100) is odometry[1][1] and _interpolate(odometry, 101) is None
+    odometry = Timeline.of([100, 0], [1.0, 0, 0, *quaternion_from_rpy(0, 0, math.radians(-170)),
+                                      0.0, 0, 0, *quaternion_from_rpy(0, 0, math.radians(170))])
+    np.testing.assert_allclose(odometry.at(30), at(0.3, 176.0), atol=1e-9)
+    np.testing.assert_allclose(odometry.at(100), at(1.0, -170.0), atol=1e-12)
+    assert odometry.at(101) is None and odometry.at(-1) is None
+
+
+def test_a_bag_without_odom_takes_the_poses_from_tf(tmp_path, sim_bag):
+    tf_only = copy_bag(sim_bag, tmp_path / "tf_only", drop={"/odom"})
+    with Recording(tf_only) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+        assert (rec.odom_topic, rec.odom_child) == ("/tf", "base_link")
+        assert not rec.camera_warnings
+    for frame, truth in pairs:
+        np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera, atol=1e-9)
+        np.testing.assert_allclose(frame.floor_from_camera, truth.floor_from_camera, atol=1e-9)
+
+
+def test_a_camera_mount_on_tf_follows_its_joint(tmp_path, sim_bag):
+    """A pan joint published on /tf (robot_state_publisher does so for every moving joint):
+    the camera's pose turns with it, interpolated between the joint's messages."""
+    from lumde_ros.geometry import OPTICAL_FROM_LINK_RPY, pose_matrix, quaternion_from_rpy
+    from lumde_ros.sim.recording import START_NS
+
+    mount = []
+
+    def unfix(msg, index):
+        mount.extend(t for t in msg.transforms if t.child_frame_id == "camera_link")
+        msg.transforms = [t for t in msg.transforms if t.child_frame_id != "camera_link"]
+
+    def pan_rate(stamp) -> float:  # radians: 0.5 rad/s
+        return 0.5 * (stamp - START_NS) * 1e-9
+
+    def pan(msg, index):
+        if index % 2:  # the joint at half the camera's rate: every other frame interpolated
+            msg.transforms = []
+            return
+        joint = copy.deepcopy(mount[0])
+        joint.header.stamp = msg.transforms[0].header.stamp
+        r = joint.transform.rotation
+        stamp = _time(joint.header.stamp)
+        turned = pose_matrix(np.zeros(3), [r.x, r.y, r.z, r.w]) @ pose_matrix(
+            np.zeros(3), quaternion_from_rpy(0.0, 0.0, pan_rate(stamp)))
+        x, y, z, w = matrix_quaternion(turned)
+        r.x, r.y, r.z, r.w = float(x), float(y), float(z), float(w)
+        msg.transforms = [*msg.transforms, joint]
+    unfixed = copy_bag(sim_bag, tmp_path / "unfixed", edit=("/tf_static", unfix))
+    panning = copy_bag(unfixed, tmp_path / "panning", edit=("/tf", pan))
+    link_from_optical = pose_matrix(np.zeros(3), quaternion_from_rpy(*OPTICAL_FROM_LINK_RPY))
+    with Recording(panning) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+    last = max(f.stamp_ns for f, _ in pairs if f.odom_from_camera is not None)
+    assert len(pairs) == 10 and last >= pairs[-2][0].stamp_ns  # all but maybe the last frame
+    for frame, truth in pairs:
+        if frame.stamp_ns > last:
+            continue
+        yaw = pose_matrix(np.zeros(3), quaternion_from_rpy(0.0, 0.0, pan_rate(frame.stamp_ns)))
+        expected = truth.odom_from_camera @ np.linalg.inv(link_from_optical) @ yaw \
+            @ link_from_optical
+        np.testing.assert_allclose(frame.odom_from_camera, expected, atol=1e-9)
+
+
+def test_unset_stamps_take_the_recorded_time_and_are_said(tmp_path, sim_bag):
+    def unset(msg, index):
+        msg.header.stamp.sec = msg.header.stamp.nanosec = 0
+    blank = copy_bag(sim_bag, tmp_path / "blank", edit=("/camera/image_raw", unset))
+    blank = copy_bag(blank, tmp_path / "blank2", edit=("/camera/depth/ground_truth", unset))
+    with Recording(blank) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+        warnings = rec.camera_warnings
+    assert len(warnings) == 2 and all("header stamps of 0" in w for w in warnings)
+    assert {w.split()[0] for w in warnings} == {"/camera/image_raw",
+                                               "/camera/depth/ground_truth"}
+    for frame, truth in pairs:
+        assert frame.stamp_ns == truth.stamp_ns  # the simulator records at the stamp
+        np.testing.assert_array_equal(frame.depth, truth.depth)
+        np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera)
+
+
+@pytest.mark.parametrize("offset_ms, paired", [(-9.0, True), (12.0, True), (25.0, False)])
+def test_ground_truth_is_paired_with_the_nearest_image_within_the_slop(
+        tmp_path, sim_bag, offset_ms, paired):
+    """An RGB-D camera that does not synchronise its sensors stamps depth apart from colour."""
+    def shift(msg, index):
+        stamp = _time(msg.header.stamp) + int(offset_ms * 1e6)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+    apart = copy_bag(sim_bag, tmp_path / "apart", edit=("/camera/depth/ground_truth", shift))
+    with Recording(apart) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+    for frame, truth in pairs:
+        if paired:
+            np.testing.assert_array_equal(frame.depth, truth.depth)
+        else:
+            assert frame.depth is None
+    with Recording(apart, depth_slop_ms=30.0) as rec:
+        assert all(f.depth is not None for f in rec.frames())
+
+
+def test_damaged_tf_is_counted_when_several_odometry_topics_are_searched(tmp_path, sim_bag):
+    both = copy_bag(sim_bag, tmp_path / "both", rename={"/odom": ("/a_tracker/odom", "/odom")})
+    cut = copy_bag(both, tmp_path / "cut", truncate=("/tf", 3))
+    with Recording(cut) as rec:
+        frames = list(rec.frames())
+        assert rec.damaged == {"/tf": 1} and rec.odom_topic == "/a_tracker/odom"
+    assert len(frames) == 10 and all(f.odom_from_camera is not None for f in frames)
 
 
 def test_what_is_assumed_about_the_camera_is_said_where_training_and_eval_report(

@@ -18,7 +18,7 @@ from lumde_ros.training.config import load_section
 
 @pytest.fixture(scope="module")
 def bag_without_odometry(sim_bag, tmp_path_factory):
-    return copy_bag(sim_bag, tmp_path_factory.mktemp("noodom") / "bag", {"/odom"})
+    return copy_bag(sim_bag, tmp_path_factory.mktemp("noodom") / "bag", {"/odom", "/tf"})
 
 
 def test_frames_are_resized_with_their_intrinsics_and_odometry_gives_metric_motion(sim_bag):

@@ -82,7 +82,7 @@ def test_without_odometry_a_relative_pair_is_fine_tuned_on_the_images_motion_and
     """A recording made without odometry (another robot's, a hand-held camera's): the learned
     route, the pose network supervised by the motion the images show, and the gate judging
     both relative students through that pose network."""
-    without = copy_bag(room, tmp_path / "no_odometry", {"/odom"})
+    without = copy_bag(room, tmp_path / "no_odometry", {"/odom", "/tf"})
     relative = {}
     for role, path in (("teacher", tiny_teacher), ("student", student_path)):
         relative[role] = save_checkpoint(dataclasses.replace(load_checkpoint(path), metric=False),
@@ -109,7 +109,7 @@ def test_without_odometry_a_metric_student_is_replaced_only_by_a_metric_one(
     student: the teacher's scale is then to come from the camera's height. A tiny teacher has
     no floor in its depth, so its scale is refused with the reason, the result stays relative
     and the gate keeps the metric student."""
-    without = copy_bag(room, tmp_path / "no_odometry", {"/odom"})
+    without = copy_bag(room, tmp_path / "no_odometry", {"/odom", "/tf"})
     metric = save_checkpoint(dataclasses.replace(load_checkpoint(student_path), metric=True),
                              tmp_path / "metric-student.pt")
     out, result = finetune("--bag", str(without), "--teacher", str(tiny_teacher), "--student",

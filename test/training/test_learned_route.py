@@ -30,7 +30,7 @@ def turning(tmp_path_factory: pytest.TempPathFactory):
     bag = folder / "seed-3"
     simulate(SimulateOptions(out=bag, seed=3, frames=60, width=192, height=128),
              progress=False)
-    return bag, copy_bag(bag, folder / "no_odometry", {"/odom"})
+    return bag, copy_bag(bag, folder / "no_odometry", {"/odom", "/tf"})
 
 
 def test_keyframes_without_odometry_have_parallax_and_the_motion_their_images_show(turning):

@@ -143,7 +143,7 @@ def test_non_finite_losses_are_skipped_and_counted_and_divergence_stops(
 
 
 def test_without_odometry_the_checkpoint_is_marked_relative(sim_bag, tiny_config, tmp_path):
-    bag = copy_bag(sim_bag, tmp_path / "bag", {"/odom"})
+    bag = copy_bag(sim_bag, tmp_path / "bag", {"/odom", "/tf"})
     out = lumde("train-teacher", "--bag", str(bag), "--out", str(tmp_path / "run"),
                 "--config", str(tiny_config()), "--steps", "20", "--json")
     assert out.returncode == 0, out.stderr
@@ -187,7 +187,7 @@ def test_bad_recordings_and_run_folders_are_refused_with_the_reason(sim_bag, tin
                                        str(tmp_path / "r2"))
     no_images = copy_bag(sim_bag, tmp_path / "noimg", {"/camera/image_raw"})
     assert "camera image" in refused("--bag", str(no_images), "--out", str(tmp_path / "r3"))
-    no_odometry = copy_bag(sim_bag, tmp_path / "noodom", {"/odom"})
+    no_odometry = copy_bag(sim_bag, tmp_path / "noodom", {"/odom", "/tf"})
     forced = tiny_config(data={"pose": "odometry"})
     assert "no nav_msgs/msg/Odometry" in refused("--bag", str(no_odometry), "--out",
                                                  str(tmp_path / "r4"), "--config", str(forced))
