@@ -117,7 +117,6 @@ PARAMS = (
     ParamSpec("diagnostics_period_s", "Period of /diagnostics messages (seconds).",
               read_only=True, low=0.1, high=60.0),
 )
-_SPECS = {spec.name: spec for spec in PARAMS}
 
 
 def problem_kind(err: LumdeError) -> str:
@@ -395,7 +394,7 @@ class DepthNode(Node):
     def _validate_params(self, params: list[Parameter]) -> SetParametersResult:
         """Check a change and load any new model before it is accepted (the old one serves on)."""
         try:
-            changes = checked_changes(_SPECS, params)
+            changes = checked_changes(PARAMS, params)
             new = replace(self._params, **changes)
             new.check()
             if "model_path" in changes:
@@ -411,8 +410,7 @@ class DepthNode(Node):
         return SetParametersResult(successful=True)
 
     def _apply_params(self, params: list[Parameter]) -> None:
-        self._params = replace(self._params, **{q.name: q.value for q in params
-                                                if q.name in _SPECS})
+        self._params = replace(self._params, **checked_changes(PARAMS, params))
         if self._pending is not None:
             self._served, self._pending = self._pending, None
             self._log_model()

@@ -79,11 +79,12 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...],
     return values
 
 
-def checked_changes(specs: dict[str, ParamSpec], params: list[Parameter]) -> dict[str, Any]:
+def checked_changes(specs: tuple[ParamSpec, ...], params: list[Parameter]) -> dict[str, Any]:
     """The new values of the declared parameters among `params`, each checked against its
     choices (ConfigError): what an on-set-parameters callback must refuse before a change
     lands, since a descriptor carries ranges but not a list of allowed strings."""
-    changes = {q.name: q.value for q in params if q.name in specs}
+    by_name = {spec.name: spec for spec in specs}
+    changes = {q.name: q.value for q in params if q.name in by_name}
     for name, value in changes.items():
-        specs[name].check(value)
+        by_name[name].check(value)
     return changes

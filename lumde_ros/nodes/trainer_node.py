@@ -135,9 +135,6 @@ def _stamp() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
-_SPECS = {spec.name: spec for spec in PARAMS}
-
-
 class TrainerNode(Node):
     """Record, fine-tune, gate, swap, roll back."""
 
@@ -199,7 +196,7 @@ class TrainerNode(Node):
         """Refuse a value that is not one of a parameter's choices before it lands (a later
         ~/start_recording would fail on it)."""
         try:
-            checked_changes(_SPECS, params)
+            checked_changes(PARAMS, params)
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=str(err))
         return SetParametersResult(successful=True)
