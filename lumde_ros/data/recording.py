@@ -206,7 +206,7 @@ class Recording:
     def _read_tf(self) -> TransformTree:
         """Every tf topic of the recording, a namespaced robot's too (/robot1/tf: multi-robot
         setups remap tf)."""
-        tree = TransformTree()
+        tree = TransformTree(self.camera_frame)
         tf = [t for t, k in self.topics.items() if k == TF_TYPE
               and t.rsplit("/", 1)[-1] in ("tf", "tf_static")]
         for topic, msg, logged in self._messages(tf):

@@ -86,14 +86,20 @@ class _Edge:
 
 
 class TransformTree:
-    """parent_from_child for every frame a recording's tf names. Read with `add` in log order
-    and `freeze`, then asked with `chain` and `lookup`."""
+    """parent_from_child for the frames on one frame's chain (a camera's), as a recording's tf
+    gives them. Read with `add` in log order and `freeze`, then asked with `chain` and
+    `lookup`. Only the chain's /tf edges are kept whole: a manipulator's joints are most of a
+    robot's /tf and never place its camera."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: str) -> None:
         self._edges: dict[str, _Edge] = {}
-        # /tf while reading: per child, its parent, topic, stamps and flat poses (compact: a
-        # long recording's /tf holds millions of transforms).
+        self._parents: dict[str, str] = {}  # every child seen -> its parent
+        self._chain = [keep]                # keep and the ancestors known so far
+        # /tf while reading, per child on the chain: its parent, topic, stamps and flat poses
+        # (compact: a long recording's /tf holds millions of transforms). Off the chain only
+        # the latest, in case a later edge links it in (a static mount recorded late).
         self._reading: dict[str, tuple[str, str, array, array]] = {}
+        self._latest: dict[str, tuple[str, str, int, list[float]]] = {}
 
     def add(self, transform, stamp_ns: int, topic: str, static: bool) -> None:
         """One geometry_msgs/TransformStamped. A static edge replaces a timed one of the same
@@ -105,10 +111,27 @@ class TransformTree:
         child, parent = transform.child_frame_id, transform.header.frame_id
         if static:
             self._edges[child] = _Edge(parent, topic, pose_matrix(pose[:3], pose[3:]), None)
-            return
+        elif child in self._chain:
+            self._sample(child, parent, topic, stamp_ns, pose)
+        else:
+            self._latest[child] = (parent, topic, stamp_ns, pose)
+        if self._parents.setdefault(child, parent) == parent and child in self._chain:
+            self._extend()
+
+    def _sample(self, child: str, parent: str, topic: str, stamp_ns: int,
+                pose: list[float]) -> None:
         reading = self._reading.setdefault(child, (parent, topic, array("q"), array("d")))
         reading[2].append(stamp_ns)
         reading[3].extend(pose)
+
+    def _extend(self) -> None:
+        """Follow the known parents up from the chain's top; a /tf edge that joins it starts
+        from its latest sample."""
+        while self._chain[-1] in self._parents \
+                and self._parents[self._chain[-1]] not in self._chain:
+            if self._chain[-1] in self._latest:
+                self._sample(self._chain[-1], *self._latest.pop(self._chain[-1]))
+            self._chain.append(self._parents[self._chain[-1]])
 
     def freeze(self) -> TransformTree:
         """Turn what /tf gave into timelines; static edges keep precedence."""
@@ -116,6 +139,7 @@ class TransformTree:
             if child not in self._edges:
                 self._edges[child] = _Edge(parent, topic, None, Timeline.of(stamps, poses))
         self._reading.clear()
+        self._latest.clear()
         return self
 
     def chain(self, frame: str) -> list[str]:
