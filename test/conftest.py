@@ -3,8 +3,10 @@ never see another session's (or a robot's) topics; under pytest-xdist each worke
 session's next domain, so parallel workers never see each other's either."""
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -13,8 +15,10 @@ _SESSION = os.getppid() if _WORKER else os.getpid()  # workers are the session's
 os.environ["ROS_DOMAIN_ID"] = str(random.Random(_SESSION).randint(1, 80)
                                   + (int(_WORKER[2:]) if _WORKER else 0))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# A fresh cache per session, so cached ONNX exports and textures are made by the code tested.
+# A fresh cache per session, so cached ONNX exports and textures are made by the code tested;
+# removed when the session (or the xdist worker) ends, so runs do not fill /tmp.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="lumde-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
