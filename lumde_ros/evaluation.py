@@ -162,6 +162,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                if recording.camera_warnings else {}),
             **({"undecodable_images": recording.skipped_images}
                if recording.skipped_images else {}),
+            **({"images_without_ground_truth": recording.unpaired_images}
+               if recording.unpaired_images else {}),
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,
             **({"floor_fits": floor.fits, "floor_refused": floor.refused} if floor.fits

@@ -13,11 +13,14 @@ from rosbags.typesys import Stores, get_typestore
 def copy_bag(bag: Path, out: Path, drop: set[str] = frozenset(),
              edit: tuple[str, Callable[[object, int], None]] | None = None,
              rename: dict[str, tuple[str, ...]] | None = None,
-             truncate: tuple[str, int] | None = None) -> Path:
+             truncate: tuple[str, int] | None = None,
+             delay: tuple[str, int] | None = None) -> Path:
     """A copy of `bag` (MCAP) without the topics in `drop`; with `edit` (topic, change) every
     message of that topic is deserialized, changed in place by change(msg, index) and written
     back; `rename` writes a topic under each of the names given instead of its own; `truncate`
-    (topic, index) cuts that message's bytes in half. All else is written as recorded."""
+    (topic, index) cuts that message's bytes in half; `delay` (topic, ns) logs that topic's
+    messages later (or earlier) by ns, their header stamps unchanged. All else is written as
+    recorded."""
     store = get_typestore(Stores.ROS2_JAZZY)
     index, seen = 0, 0
     with Reader(bag) as reader, Writer(out, version=9,
@@ -37,6 +40,8 @@ def copy_bag(bag: Path, out: Path, drop: set[str] = frozenset(),
             if truncate and conn.topic == truncate[0]:
                 raw = raw[:len(raw) // 2] if seen == truncate[1] else raw
                 seen += 1
+            if delay and conn.topic == delay[0]:
+                stamp += delay[1]
             for target in conns[conn.id]:
                 writer.write(target, stamp, raw)
     return out

@@ -38,9 +38,9 @@ MAX_PIXELS = 1 << 24
 # Ground truth belongs to the image stamped nearest it within this: an RGB-D camera that does
 # not synchronise its sensors stamps colour and depth up to half a frame apart (15 ms at 30 Hz).
 DEPTH_SLOP_MS = 15.0
-# Images waiting for their ground truth, and depth images kept to pair them with: enough for a
-# depth stream logged a few frames behind its images.
-PENDING = 8
+# Images waiting for their ground truth, and depth images kept to pair them with: a depth stream
+# logged up to a second behind (or ahead of) its images at 30 Hz still pairs.
+PENDING = 30
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ class Recording:
         self.unusable_poses = 0
         self.skipped_images = 0  # images that did not decode (last_skip says why)
         self._images_read = 0  # by the last frames()
+        self.unpaired_images = 0  # images given no ground truth although a depth topic is read
+        self.linked, self.pose_span = False, None  # set by frames()
         self.last_skip = ""
         self.camera_warnings: list[str] = []  # what is assumed about the camera and its stamps
         self._unset_stamps: set[str] = set()  # topics whose header stamps are 0
@@ -203,12 +205,28 @@ class Recording:
             raise BagError(f"{self.path} is damaged after some messages were read: "
                            f"{type(err).__name__}: {err}") from err
 
-    def _read_tf(self) -> TransformTree:
-        """Every tf topic of the recording, a namespaced robot's too (/robot1/tf: multi-robot
-        setups remap tf)."""
-        tree = TransformTree(self.camera_frame)
+    def _tf_topics(self) -> list[str]:
+        """The camera's robot's tf and tf_static: multi-robot setups remap each robot's to its
+        namespace (/robot1/tf), with frame names that repeat between robots. The namespace
+        nearest the image topic's, else the recording's only one; several robots and none
+        the camera's: none (said)."""
         tf = [t for t, k in self.topics.items() if k == TF_TYPE
               and t.rsplit("/", 1)[-1] in ("tf", "tf_static")]
+        namespaces = {t.rsplit("/", 1)[0] for t in tf}
+        ours = [n for n in namespaces if self.image_topic.startswith(n + "/")]
+        if ours or len(namespaces) == 1:
+            chosen = max(ours, key=len) if ours else next(iter(namespaces))
+            return [t for t in tf if t.rsplit("/", 1)[0] == chosen]
+        if namespaces:
+            self._warn(f"tf of several robots ({', '.join(sorted(namespaces))}) and none in "
+                       f"the namespace of {self.image_topic}: the camera is not placed (name "
+                       "the image topic under its robot's namespace)")
+        return []
+
+    def _read_tf(self) -> TransformTree:
+        """The camera's chain in its robot's tf (_tf_topics)."""
+        tree = TransformTree(self.camera_frame)
+        tf = self._tf_topics()
         for topic, msg, logged in self._messages(tf):
             static = topic.endswith("tf_static")
             for transform in msg.transforms:
@@ -243,9 +261,19 @@ class Recording:
         return next((f for f in chain[1:] if f == FOOTPRINT_FRAME or is_odom_frame(f)),
                     chain[-1] if len(chain) > 1 else None)
 
+    def _placed(self, stamp: int) -> np.ndarray | None:
+        """The camera over the floor at `stamp` without odometry: through the standing frame,
+        or where a /tf edge on the way has no messages around the stamp (a /tf that starts
+        late, or runs on another clock), the static mount alone (its top, or base_footprint)."""
+        if self._standing is None:
+            return None
+        placed = self._tree.lookup(self._standing, self.camera_frame, stamp)
+        return placed if placed is not None else self._tree.static_mount(self.camera_frame)
+
     def frames(self) -> Iterator[RecordedFrame]:
-        """Frames in time order. Ground truth is paired with the image whose header stamp is
-        nearest, within depth_slop_ms (an RGB-D camera stamps its colour and depth apart);
+        """Frames in time order. Each image takes the ground truth stamped nearest it, within
+        depth_slop_ms (an RGB-D camera stamps its colour and depth apart; unpaired_images
+        counts those left without);
         poses are interpolated to the image stamp. A header stamp of 0 (a driver that leaves
         it unset) is replaced by the time the message was recorded, and said in
         camera_warnings. Images recorded before the first CameraInfo are skipped (drivers
@@ -254,10 +282,18 @@ class Recording:
         reason)."""
         # Counted afresh: the searches at opening peeked at messages already.
         self.damaged = dict(self._tf_damaged)
-        self.unusable_poses = self.skipped_images = 0  # poses left out by _odometry
+        self.skipped_images = self.unpaired_images = 0
+        # Poses left out: by _odometry, or on the chain in tf when that is the source.
+        self.unusable_poses = 0 if self.odom_topic in self._odom_topics else self._tree.unusable
         self.camera_warnings = list(self._tf_warnings)
         self._unset_stamps = set()
         odometry = self._odometry() if self.odom_topic in self._odom_topics else None
+        # What a recording whose frames get no pose is told: whether tf links the camera to the
+        # frame odometry moves, and when odometry has poses (ns; None: none, or at all times).
+        self.linked = bool(self._moved) and self._moved in self._tree.chain(self.camera_frame)
+        self.pose_span = (self._tree.span(self._moved, self.camera_frame) if odometry is None
+                          else (int(odometry.stamps[0]), int(odometry.stamps[-1]))
+                          if len(odometry) else None)
         yielded = False
         for frame in self._paired(odometry):
             if frame is not None:
@@ -338,6 +374,7 @@ class Recording:
         near = min(depths, key=lambda d: abs(d[0] - stamp), default=None)
         depth = (image_to_depth(near[1]) if near is not None
                  and abs(near[0] - stamp) <= self._slop_ns else None)
+        self.unpaired_images += bool(self.depth_topic) and depth is None
         if depth is not None and depth.shape != rgb.shape[:2]:
             raise BagError(f"{self.path}: ground truth on {self.depth_topic} is "
                            f"{depth.shape[1]}x{depth.shape[0]}, the images "
@@ -352,8 +389,7 @@ class Recording:
             pose = None if base is None or mount is None else base @ mount
         # Where odometry does not place the camera, tf's mount still sets it over the floor
         # (its height: what a metric scale without odometry needs).
-        standing = pose if pose is not None or self._standing is None else \
-            self._tree.lookup(self._standing, self.camera_frame, stamp)
+        standing = pose if pose is not None else self._placed(stamp)
         return RecordedFrame(stamp, rgb, fit.intrinsics, depth, pose, standing)
 
     def _warn(self, warning: str | None) -> None:
@@ -370,7 +406,7 @@ class Recording:
         for topic, msg, logged in self._messages([self.odom_topic]):
             p, q = msg.pose.pose.position, msg.pose.pose.orientation
             pose = [p.x, p.y, p.z, q.x, q.y, q.z, q.w]
-            if usable_rotation(np.array(pose[:3]), np.array(pose[3:])):
+            if usable_rotation(pose[:3], pose[3:]):
                 stamps.append(self._time(topic, msg, logged))
                 poses.extend(pose)
             else:

@@ -4,8 +4,9 @@ pan-tilt head, a camera mount that a driver republishes, and odom -> base_link i
 often all a bag has when `/odom` was not recorded."""
 from __future__ import annotations
 
+import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +23,12 @@ def is_odom_frame(frame: str) -> bool:
     return frame == ODOM_FRAME or frame.endswith("/" + ODOM_FRAME)
 
 
-def usable_rotation(translation: np.ndarray, quaternion: np.ndarray) -> bool:
+def usable_rotation(translation: Sequence[float], quaternion: Sequence[float]) -> bool:
     """Whether a pose can be used: finite, with a quaternion that is not zero (an estimator not
-    yet initialised, a driver leaving orientation unset)."""
-    return bool(np.isfinite([*translation, *quaternion]).all()
-                and np.linalg.norm(quaternion) > 1e-6)
+    yet initialised, a driver leaving orientation unset). Plain floats: /tf asks this
+    millions of times."""
+    return all(map(math.isfinite, (*translation, *quaternion))) \
+        and math.fsum(x * x for x in quaternion) > 1e-12
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,17 @@ class TransformTree:
         # the latest, in case a later edge links it in (a static mount recorded late).
         self._reading: dict[str, tuple[str, str, array, array]] = {}
         self._latest: dict[str, tuple[str, str, int, list[float]]] = {}
+        self.unusable = 0  # the chain's transforms left out: not finite, or a zero quaternion
 
     def add(self, transform, stamp_ns: int, topic: str, static: bool) -> None:
         """One geometry_msgs/TransformStamped. A static edge replaces a timed one of the same
         child (tf2 keeps both and warns; the static one is what the robot declared)."""
         v, q = transform.transform.translation, transform.transform.rotation
         pose = [v.x, v.y, v.z, q.x, q.y, q.z, q.w]
-        if not usable_rotation(np.array(pose[:3]), np.array(pose[3:])):
-            return
         child, parent = transform.child_frame_id, transform.header.frame_id
+        if not usable_rotation(pose[:3], pose[3:]):
+            self.unusable += child in self._chain
+            return
         if static:
             self._edges[child] = _Edge(parent, topic, pose_matrix(pose[:3], pose[3:]), None)
         elif child in self._chain:
@@ -148,6 +152,30 @@ class TransformTree:
         while out and out[-1] in self._edges and self._edges[out[-1]].parent not in out:
             out.append(self._edges[out[-1]].parent)
         return out
+
+    def static_mount(self, frame: str) -> np.ndarray | None:
+        """top_from_frame over the static edges up from `frame`, stopping at base_footprint
+        (REP 120); None when `frame` has no static parent."""
+        out, top = np.eye(4), frame
+        for child in self.chain(frame)[:-1]:
+            edge = self._edges[child]
+            if edge.static is None or child == FOOTPRINT_FRAME:
+                break
+            out, top = edge.static @ out, edge.parent
+        return out if top != frame else None
+
+    def span(self, target: str, source: str) -> tuple[int, int] | None:
+        """The stamps (ns) between which lookup(target, source) can answer: where the /tf
+        edges on the way all have messages; None when no /tf edge is on the way (or target is
+        not above source)."""
+        chain = self.chain(source)
+        if target not in chain:
+            return None
+        timed = [self._edges[f].timed for f in chain[:chain.index(target)]
+                 if self._edges[f].timed is not None]
+        if not timed or not all(len(t) for t in timed):
+            return None
+        return max(int(t.stamps[0]) for t in timed), min(int(t.stamps[-1]) for t in timed)
 
     def topic(self, child: str) -> str:
         """The topic the edge from `child` to its parent was read from."""

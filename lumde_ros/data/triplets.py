@@ -339,10 +339,15 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
     steps: dict[int, ImageMotion | None] | None = None
     with Recording(bag, image_topic or None, camera_info_topic or None,
                    ground_truth=False) as recording:
-        if motion is not None and (motion_with_odometry or recording.odom_topic is None):
-            steps = {}
         key = None  # the last keyframe, gray
+        first_ns = last_ns = 0
         for i, frame in enumerate(recording.frames()):
+            # Without a pose for the first frame, odometry may give none at all (a /tf on
+            # another clock): the images' own motion is found then too.
+            if i == 0 and motion is not None and (motion_with_odometry
+                                                  or frame.odom_from_camera is None):
+                steps = {}
+            first_ns, last_ns = first_ns or frame.stamp_ns, frame.stamp_ns
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
             pose.append(frame.odom_from_camera)
@@ -358,6 +363,7 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
             if is_keyframe(len(tracks[0]), found, gray.shape[1], motion):
                 steps[i], key = found, gray
         odom_topic, unusable = recording.odom_topic, recording.unusable_poses
+        linked, span = recording.linked, recording.pose_span
         frames = (recording.camera_frame or "empty frame_id", recording.odom_child or "none")
         skipped = recording.skipped_images
         notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
@@ -372,11 +378,16 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
     elif all(p is None for p in pose) and unusable:
         why = (f"odometry on {odom_topic} has {unusable} poses that are not finite or have a "
                "zero quaternion, and none that reaches the camera")
-    elif all(p is None for p in pose):
+    elif all(p is None for p in pose) and not linked:
         why = (f"odometry on {odom_topic} does not reach the camera: tf has no chain "
                f"from the image's frame ({frames[0]}) to the odometry's child frame "
-               f"({frames[1]}), or the odometry's stamps do not span the images' (header "
-               "stamps of 0 do not)")
+               f"({frames[1]})")
+    elif all(p is None for p in pose):
+        poses = (f"from {span[0] / 1e9:.1f} s to {span[1] / 1e9:.1f} s" if span
+                 else "none")
+        why = (f"odometry on {odom_topic} has poses {poses}, the images are stamped from "
+               f"{first_ns / 1e9:.1f} s to {last_ns / 1e9:.1f} s: none falls within them (one "
+               "stamped in simulated time and the other in wall time?)")
     else:
         why = ""
     return rgb, k, pose, why, notes, steps, floor

@@ -350,7 +350,19 @@ def test_ground_truth_is_paired_with_the_nearest_image_within_the_slop(
         else:
             assert frame.depth is None
     with Recording(apart, depth_slop_ms=30.0) as rec:
-        assert all(f.depth is not None for f in rec.frames())
+        assert all(f.depth is not None for f in rec.frames()) and not rec.unpaired_images
+
+
+@pytest.mark.parametrize("frames_late", [-3, 2, 25])
+def test_ground_truth_logged_apart_from_its_images_still_pairs(tmp_path, sim_bag, frames_late):
+    """A depth pipeline logs its images after (or, buffered, before) the colour ones."""
+    late = copy_bag(sim_bag, tmp_path / "late",
+                    delay=("/camera/depth/ground_truth", frames_late * 100_000_000))
+    with Recording(late) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+        assert rec.unpaired_images == 0
+    for frame, truth in pairs:
+        np.testing.assert_array_equal(frame.depth, truth.depth)
 
 
 def test_damaged_tf_is_counted_when_several_odometry_topics_are_searched(tmp_path, sim_bag):
@@ -379,8 +391,60 @@ def test_what_is_assumed_about_the_camera_is_said_where_training_and_eval_report
     assert said == [f"warning: {bent}: {rec.camera_warnings[0]}"]
 
 
-def test_a_namespaced_robots_static_tf_places_its_camera(tmp_path, sim_bag):
-    moved = copy_bag(sim_bag, tmp_path / "robot1", rename={"/tf_static": ("/robot1/tf_static",)})
+def test_a_namespaced_robots_tf_places_its_camera(tmp_path, sim_bag):
+    moved = copy_bag(sim_bag, tmp_path / "robot1", rename={"/tf_static": ("/robot1/tf_static",),
+                                                           "/tf": ("/robot1/tf",)})
     with Recording(moved) as rec, Recording(sim_bag) as clean:
         for frame, truth in zip(rec.frames(), clean.frames(), strict=True):
             np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera)
+
+
+def test_each_robots_tf_places_only_its_own_camera(tmp_path, sim_bag):
+    """Multi-robot setups remap each robot's tf to its namespace, with the same frame names."""
+    camera = ("/camera/image_raw", "/camera/camera_info", "/camera/depth/ground_truth")
+    two = copy_bag(sim_bag, tmp_path / "two", drop={"/odom"}, rename={
+        "/tf": ("/robot1/tf", "/robot2/tf"), "/tf_static": ("/robot1/tf_static",
+                                                            "/robot2/tf_static"),
+        **{topic: ("/robot1" + topic,) for topic in camera}})
+
+    def elsewhere(msg, index):
+        for t in msg.transforms:
+            t.transform.translation.x += 50.0
+    apart = copy_bag(two, tmp_path / "apart", edit=("/robot2/tf", elsewhere))
+    with Recording(apart) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+        assert rec.odom_topic == "/robot1/tf"
+    for frame, truth in pairs:
+        np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera, atol=1e-9)
+    # A camera outside both namespaces: not placed at all, and said.
+    outside = copy_bag(apart, tmp_path / "outside",
+                       rename={"/robot1" + topic: (topic,) for topic in camera})
+    with Recording(outside) as rec:
+        frames = list(rec.frames())
+        warnings = rec.camera_warnings
+    assert all(f.odom_from_camera is None and f.floor_from_camera is None for f in frames)
+    assert len(warnings) == 1 and "tf of several robots (/robot1, /robot2)" in warnings[0]
+
+
+def test_odometry_on_another_clock_is_named_and_the_mount_still_places_the_camera(
+        tmp_path, sim_bag):
+    from lumde_ros.data.image_motion import ImageMotionConfig
+    from lumde_ros.data.triplets import load_triplets
+    from lumde_ros.training.config import load_section
+
+    def later(msg, index):  # /tf stamped in another clock: 1000 s on
+        for t in msg.transforms:
+            t.header.stamp.sec += 1000
+    skewed = copy_bag(sim_bag, tmp_path / "skewed", drop={"/odom"}, edit=("/tf", later))
+    with Recording(skewed) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+        assert rec.odom_topic == "/tf" and rec.linked
+    for frame, truth in pairs:
+        assert frame.odom_from_camera is None
+        assert frame.floor_from_camera[2, 3] == pytest.approx(truth.floor_from_camera[2, 3],
+                                                              abs=0.01)
+    data = load_triplets([skewed], 64, 48, "auto", 0.0,
+                         motion=load_section("image_motion", ImageMotionConfig))
+    assert "odometry on /tf has poses from 1700001000.0 s to 1700001000.9 s, the images " \
+        "are stamped from 1700000000.0 s to 1700000000.9 s" in data.why_relative
+    assert data.recordings[0]["image_motion_known"] > 0  # the images' own motion instead
