@@ -266,8 +266,8 @@ def parser() -> argparse.ArgumentParser:
         ev.add_argument(f"--{name}-topic", help=f"{what} topic (default: found in the bag)")
     ev.add_argument("--depth-slop-ms", type=MILLISECONDS,
                     help="ground truth belongs to the image stamped nearest it within this "
-                         "(an RGB-D camera stamps colour and depth apart; default: half a "
-                         "frame at 30 Hz; 0: the same stamp only)")
+                         "(an RGB-D camera stamps colour and depth apart; default 15; 0: "
+                         "the same stamp only)")
     ev.set_defaults(run=_eval)
     export = sub.add_parser("export", help="ONNX graph of a model, verified against PyTorch",
                             description="Writes an ONNX graph (opset 17) with the checkpoint's "

@@ -164,6 +164,9 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                if recording.skipped_images else {}),
             **({"images_without_ground_truth": recording.unpaired_images}
                if recording.unpaired_images else {}),
+            **({"images_before_camera_info": recording.images_before_camera_info}
+               if recording.images_before_camera_info else {}),
+            **({"pose_source": recording.odom_topic} if recording.odom_topic else {}),
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,
             **({"floor_fits": floor.fits, "floor_refused": floor.refused} if floor.fits

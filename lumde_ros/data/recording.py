@@ -96,6 +96,7 @@ class Recording:
         self.skipped_images = 0  # images that did not decode (last_skip says why)
         self._images_read = 0  # by the last frames()
         self.unpaired_images = 0  # images given no ground truth although a depth topic is read
+        self.images_before_camera_info = 0  # images skipped: no CameraInfo recorded yet
         self.linked, self.pose_span = False, None  # set by frames()
         self.last_skip = ""
         self.camera_warnings: list[str] = []  # what is assumed about the camera and its stamps
@@ -109,17 +110,22 @@ class Recording:
             # topic is called; a depth estimator's own outputs are neither.
             images = [t for t, k in sorted(self.topics.items())
                       if k in IMAGE_TYPES and not t.endswith(DEPTH_OUTPUTS)]
-            depths = [t for t in images if self._holds_depth(t)]
+            frames = {t: self._first_frame(t) for t in images}  # None: not a depth image
+            depths = [t for t in images if frames[t] is not None]
             self.image_topic = image_topic or self._camera_stream(
                 [t for t in images if t not in depths])
             self.camera_info_topic = camera_info_topic or self._camera_info()
-            # Training opens recordings with ground_truth=False: it is not even read. With
-            # several depth streams the one nearest the camera (longest shared prefix) is taken.
-            near = sorted(depths,
-                          key=lambda t: -len(os.path.commonprefix([t, self.image_topic])))
-            self.depth_topic = None if not ground_truth else depth_topic or next(iter(near), None)
             self.camera_frame = next((msg.header.frame_id for _, msg, _ in
                                       self._messages([self.image_topic])), "")
+            # Training opens recordings with ground_truth=False: it is not even read. Of
+            # several depth streams, one registered to the camera (in the image's frame, as
+            # aligned_depth_to_color and depth_registered are), then the nearest the camera's
+            # topic (longest shared prefix).
+            near = sorted(depths, key=lambda t: (
+                frames[t] != self.camera_frame,
+                -len(os.path.commonprefix([t, self.image_topic]))))
+            self.depth_topic = None if not ground_truth else depth_topic or next(iter(near), None)
+            self._other_depths = [t for t in depths if t != self.depth_topic]
             self._tree = self._read_tf()
             self._tf_warnings = list(self.camera_warnings)  # zero stamps on /tf
             self._odom_topics = [t for t, k in sorted(self.topics.items())
@@ -136,13 +142,14 @@ class Recording:
         listing = ", ".join(f"{t} ({k})" for t, k in sorted(self.topics.items()))
         return f"{self.path} has no topic {topic}; it has: {listing or 'no topics'}"
 
-    def _holds_depth(self, topic: str) -> bool:
-        """Whether the topic's first message is a depth image (REP 118 encodings, or
-        compressed_depth_image_transport's format)."""
+    def _first_frame(self, topic: str) -> str | None:
+        """The frame_id of the topic's first message when that is a depth image (REP 118
+        encodings, or compressed_depth_image_transport's format), else None."""
         for _, msg, _ in self._messages([topic]):
-            return "compressedDepth" in msg.format if hasattr(msg, "format") \
+            depth = "compressedDepth" in msg.format if hasattr(msg, "format") \
                 else msg.encoding in DEPTH_ENCODINGS
-        return False
+            return msg.header.frame_id if depth else None
+        return None
 
     def _camera_stream(self, images: list[str]) -> str:
         """The one camera's image topic: raw before its /compressed twin; several cameras
@@ -213,15 +220,20 @@ class Recording:
         tf = [t for t, k in self.topics.items() if k == TF_TYPE
               and t.rsplit("/", 1)[-1] in ("tf", "tf_static")]
         namespaces = {t.rsplit("/", 1)[0] for t in tf}
-        ours = [n for n in namespaces if self.image_topic.startswith(n + "/")]
-        if ours or len(namespaces) == 1:
-            chosen = max(ours, key=len) if ours else next(iter(namespaces))
-            return [t for t in tf if t.rsplit("/", 1)[0] == chosen]
+        nearest = max(map(self._nearness, tf), default=-1)
+        if nearest >= 0 or len(namespaces) == 1:
+            return [t for t in tf if nearest < 0 or self._nearness(t) == nearest]
         if namespaces:
             self._warn(f"tf of several robots ({', '.join(sorted(namespaces))}) and none in "
                        f"the namespace of {self.image_topic}: the camera is not placed (name "
                        "the image topic under its robot's namespace)")
         return []
+
+    def _nearness(self, topic: str) -> int:
+        """How near a topic is to the camera's robot: the length of its namespace when the
+        image topic is in it too, else -1 (another robot's)."""
+        namespace = topic.rsplit("/", 1)[0]
+        return len(namespace) if self.image_topic.startswith(namespace + "/") else -1
 
     def _read_tf(self) -> TransformTree:
         """The camera's chain in its robot's tf (_tf_topics)."""
@@ -237,13 +249,15 @@ class Recording:
     def _pose_source(self) -> tuple[str | None, str, str]:
         """Where the camera's pose comes from: (topic, the frame it moves, the odometry's child
         frame). Of several odometry topics the first whose child frame tf links to the camera
-        (a robot's /odom beside, say, a tracking camera's own); else /tf when it moves an odom
+        (a robot's /odom beside, say, a tracking camera's own), the camera's robot's first (its
+        namespace); else /tf when it moves an odom
         frame above the camera (a bag recorded without /odom); else the first odometry topic,
         whose poses may then reach no frame (frames() says why)."""
         chain = self._tree.chain(self.camera_frame)
         children = {topic: next((msg.child_frame_id for _, msg, _ in self._messages([topic])),
                                 "") for topic in self._odom_topics}
-        linked = next((t for t in self._odom_topics if children[t] in chain), None)
+        linked = next(iter(sorted((t for t in self._odom_topics if children[t] in chain),
+                                  key=lambda t: -self._nearness(t))), None)
         if linked is not None:
             return linked, children[linked], children[linked]
         odom = next((f for f in chain[1:] if is_odom_frame(f)), None)
@@ -271,18 +285,17 @@ class Recording:
         return placed if placed is not None else self._tree.static_mount(self.camera_frame)
 
     def frames(self) -> Iterator[RecordedFrame]:
-        """Frames in time order. Each image takes the ground truth stamped nearest it, within
-        depth_slop_ms (an RGB-D camera stamps its colour and depth apart; unpaired_images
-        counts those left without);
-        poses are interpolated to the image stamp. A header stamp of 0 (a driver that leaves
-        it unset) is replaced by the time the message was recorded, and said in
-        camera_warnings. Images recorded before the first CameraInfo are skipped (drivers
-        publish both; either may be logged first), and so is an image that does not decode
-        (counted in skipped_images; only when none decodes is the recording refused, with the
-        reason)."""
+        """Frames in the order recorded. Each image takes the ground truth stamped nearest
+        it, within depth_slop_ms (an RGB-D camera stamps its colour and depth apart;
+        unpaired_images counts those left without); poses are interpolated to the image
+        stamp. A header stamp of 0 (a driver that leaves it unset) is replaced by the time the
+        message was recorded, and said in camera_warnings. Images recorded before the first
+        CameraInfo are skipped (drivers publish both; either may be logged first; counted in
+        images_before_camera_info), and so is an image that does not decode (counted in
+        skipped_images; only when none decodes is the recording refused, with the reason)."""
         # Counted afresh: the searches at opening peeked at messages already.
         self.damaged = dict(self._tf_damaged)
-        self.skipped_images = self.unpaired_images = 0
+        self.skipped_images = self.unpaired_images = self.images_before_camera_info = 0
         # Poses left out: by _odometry, or on the chain in tf when that is the source.
         self.unusable_poses = 0 if self.odom_topic in self._odom_topics else self._tree.unusable
         self.camera_warnings = list(self._tf_warnings)
@@ -319,8 +332,8 @@ class Recording:
             return stamp
         if topic not in self._unset_stamps:
             self._unset_stamps.add(topic)
-            self._warn(f"{topic} has header stamps of 0: the times they were recorded are "
-                       "used instead (set the driver's stamps for exact timing)")
+            self._warn(f"{topic}: messages with a header stamp of 0 take the time they were "
+                       "recorded instead (set the driver's stamps for exact timing)")
         return logged_ns
 
     def _paired(self, odometry: Timeline | None) -> Iterator[RecordedFrame | None]:
@@ -348,6 +361,7 @@ class Recording:
             else:
                 self._images_read += 1
                 if intrinsics is None:
+                    self.images_before_camera_info += 1
                     continue
                 pending.append((msg, stamp, intrinsics))
                 if not self.depth_topic or len(pending) > PENDING:
@@ -376,11 +390,13 @@ class Recording:
                  and abs(near[0] - stamp) <= self._slop_ns else None)
         self.unpaired_images += bool(self.depth_topic) and depth is None
         if depth is not None and depth.shape != rgb.shape[:2]:
+            others = (f"; this recording also has {', '.join(self._other_depths)}"
+                      if self._other_depths else "")
             raise BagError(f"{self.path}: ground truth on {self.depth_topic} is "
                            f"{depth.shape[1]}x{depth.shape[0]}, the images "
-                           f"{rgb.shape[1]}x{rgb.shape[0]}: use a depth stream registered to "
-                           "the colour camera (a driver's aligned_depth_to_color or "
-                           "depth_registered)")
+                           f"{rgb.shape[1]}x{rgb.shape[0]}: name a depth stream registered to "
+                           "the colour camera with --depth-topic (a driver's "
+                           f"aligned_depth_to_color, depth_registered or depth_to_rgb){others}")
         pose = None
         if self._moved:
             # Odometry moves its child frame; /tf moves everything below the odom frame.

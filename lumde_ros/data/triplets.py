@@ -365,16 +365,19 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
         odom_topic, unusable = recording.odom_topic, recording.unusable_poses
         linked, span = recording.linked, recording.pose_span
         frames = (recording.camera_frame or "empty frame_id", recording.odom_child or "none")
-        skipped = recording.skipped_images
+        skipped, early = recording.skipped_images, recording.images_before_camera_info
         notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
                  **({"undecodable_images": skipped} if skipped else {}),
+                 **({"images_before_camera_info": early} if early else {}),
+                 **({"pose_source": odom_topic} if any(p is not None for p in pose) else {}),
                  **({"camera_warnings": recording.camera_warnings}
                     if recording.camera_warnings else {}),
                  **({"recovered": recording.recovered.as_dict()} if recording.recovered
                     else {})}
     if odom_topic is None:
-        why = (f"no nav_msgs/msg/Odometry topic, and no {ODOM_FRAME} frame in tf above the "
-               f"image's frame ({frames[0]})")
+        why = (f"no nav_msgs/msg/Odometry topic, and no frame named {ODOM_FRAME} (or "
+               f"<namespace>/{ODOM_FRAME}, REP 105) in tf above the image's frame "
+               f"({frames[0]})")
     elif all(p is None for p in pose) and unusable:
         why = (f"odometry on {odom_topic} has {unusable} poses that are not finite or have a "
                "zero quaternion, and none that reaches the camera")

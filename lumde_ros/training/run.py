@@ -404,6 +404,9 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
                          camera_info_topic=config.data.camera_info_topic, hints=hints,
                          hint_cache=out / HINTS_FOLDER, say=dist.say, motion=motion)
     route = "odometry" if data.metric else "learned"
+    why = {"why_relative": data.why_relative} if data.why_relative else {}
+    if data.why_relative and state is None:
+        dist.say(f"learned pose route (relative depth): {data.why_relative}")
     if state is not None and state["metric"] != data.metric:
         raise TrainingError(f"the run started on the {'odometry' if state['metric'] else 'learned'}"
                             f" pose route but the recordings now give the {route} route")
@@ -412,7 +415,8 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
                **({} if data.image_motions is None
                   else {"image_motion": dataclasses.asdict(motion)})}
     provenance = {"trained": True, "command": shlex.join(sys.argv), "seed": config.run.seed,
-                  "pose_route": route, "recordings": data.recordings, "config": config.as_dict(),
+                  "pose_route": route, **why, "recordings": data.recordings,
+                  "config": config.as_dict(),
                   "torch_version": str(torch.__version__), **derived, **provenance}
     saved = {"config": config.as_dict(), "bags": paths, "metric": data.metric,
              "provenance": provenance, **derived}
@@ -421,7 +425,7 @@ def run_trainer(section: str, config_type: type, out: str | Path, bags: list[str
     finally:
         if dist.world > 1:
             torch.distributed.destroy_process_group()
-    summary.update(metric=objective.metric, pose_route=route, triplets=len(data),
+    summary.update(metric=objective.metric, pose_route=route, **why, triplets=len(data),
                    processes=dist.world)
     floor = load_section("floor", FloorConfig, config_path)
     if summary["finished"] and dist.main and not objective.metric and floor.calibration_frames:

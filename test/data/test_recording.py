@@ -325,9 +325,9 @@ def test_unset_stamps_take_the_recorded_time_and_are_said(tmp_path, sim_bag):
     with Recording(blank) as rec, Recording(sim_bag) as clean:
         pairs = list(zip(rec.frames(), clean.frames(), strict=True))
         warnings = rec.camera_warnings
-    assert len(warnings) == 2 and all("header stamps of 0" in w for w in warnings)
-    assert {w.split()[0] for w in warnings} == {"/camera/image_raw",
-                                               "/camera/depth/ground_truth"}
+    assert len(warnings) == 2 and all("a header stamp of 0" in w for w in warnings)
+    assert {w.split(":")[0] for w in warnings} == {"/camera/image_raw",
+                                                  "/camera/depth/ground_truth"}
     for frame, truth in pairs:
         assert frame.stamp_ns == truth.stamp_ns  # the simulator records at the stamp
         np.testing.assert_array_equal(frame.depth, truth.depth)
@@ -370,7 +370,7 @@ def test_damaged_tf_is_counted_when_several_odometry_topics_are_searched(tmp_pat
     cut = copy_bag(both, tmp_path / "cut", truncate=("/tf", 3))
     with Recording(cut) as rec:
         frames = list(rec.frames())
-        assert rec.damaged == {"/tf": 1} and rec.odom_topic == "/a_tracker/odom"
+        assert rec.damaged == {"/tf": 1} and rec.odom_topic == "/odom"  # the camera's robot's
     assert len(frames) == 10 and all(f.odom_from_camera is not None for f in frames)
 
 
@@ -424,6 +424,36 @@ def test_each_robots_tf_places_only_its_own_camera(tmp_path, sim_bag):
         warnings = rec.camera_warnings
     assert all(f.odom_from_camera is None and f.floor_from_camera is None for f in frames)
     assert len(warnings) == 1 and "tf of several robots (/robot1, /robot2)" in warnings[0]
+
+
+def test_each_robots_odometry_poses_only_its_own_camera(tmp_path, sim_bag):
+    camera = ("/camera/image_raw", "/camera/camera_info", "/camera/depth/ground_truth")
+    two = copy_bag(sim_bag, tmp_path / "two", rename={
+        "/odom": ("/robot1/odom", "/robot2/odom"), "/tf_static": ("/robot2/tf_static",),
+        **{topic: ("/robot2" + topic,) for topic in camera}}, drop={"/tf"})
+
+    def elsewhere(msg, index):
+        msg.pose.pose.position.x += 50.0
+    apart = copy_bag(two, tmp_path / "apart", edit=("/robot2/odom", elsewhere))
+    with Recording(apart) as rec, Recording(sim_bag) as clean:
+        pairs = list(zip(rec.frames(), clean.frames(), strict=True))
+        assert rec.odom_topic == "/robot2/odom"
+    for frame, truth in pairs:
+        np.testing.assert_allclose(frame.odom_from_camera[:3, 3],
+                                   truth.odom_from_camera[:3, 3] + [50.0, 0, 0], atol=1e-9)
+
+
+def test_the_depth_stream_registered_to_the_camera_is_the_ground_truth(tmp_path, sim_bag):
+    """OpenNI-style: /camera/depth (the depth camera's own frame) beside
+    /camera/depth_registered (the colour camera's); only the second is pixel for pixel."""
+    both = copy_bag(sim_bag, tmp_path / "both", rename={"/camera/depth/ground_truth": (
+        "/camera/depth/image_raw", "/camera/depth_registered/image_raw")})
+
+    def own_frame(msg, index):
+        msg.header.frame_id = "camera_depth_optical_frame"
+    openni = copy_bag(both, tmp_path / "openni", edit=("/camera/depth/image_raw", own_frame))
+    with Recording(openni) as rec:
+        assert rec.depth_topic == "/camera/depth_registered/image_raw"
 
 
 def test_odometry_on_another_clock_is_named_and_the_mount_still_places_the_camera(

@@ -26,6 +26,7 @@ def test_frames_are_resized_with_their_intrinsics_and_odometry_gives_metric_moti
     with Recording(sim_bag) as recording:
         first = next(recording.frames())
     assert data.metric and data.images.shape == (10, 3, 48, 64) and len(data) == 8
+    assert data.recordings[0]["pose_source"] == "/odom" and not data.why_relative
     np.testing.assert_allclose(data.k[0].numpy(), first.intrinsics.resized(64, 48).matrix(),
                                rtol=1e-6)
     batch = data.batch([0, 1], torch.Generator(), flip=False, color_jitter=0.0)

@@ -147,12 +147,17 @@ def test_without_odometry_the_checkpoint_is_marked_relative(sim_bag, tiny_config
     out = lumde("train-teacher", "--bag", str(bag), "--out", str(tmp_path / "run"),
                 "--config", str(tiny_config()), "--steps", "20", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["pose_route"] == "learned"
+    summary = json.loads(out.stdout)
+    assert summary["pose_route"] == "learned"
+    assert "no nav_msgs/msg/Odometry topic, and no frame named odom" in summary["why_relative"]
+    assert f"learned pose route (relative depth): {bag}: no nav_msgs" in out.stderr
     # without odometry the pose network alone learns the motion
     moved = [r["translation_m"] for r in rows(tmp_path / "run")]
     assert moved[-1] > 3 * moved[0], moved
     checkpoint = load_checkpoint(tmp_path / "run" / "teacher.pt")
     assert not checkpoint.metric and checkpoint.provenance["pose_route"] == "learned"
+    assert checkpoint.provenance["why_relative"] == summary["why_relative"]
+    assert "pose_source" not in checkpoint.provenance["recordings"][0]
 
 
 def test_a_recording_a_dead_recorder_left_is_trained_on_and_evaluated_saying_so(
