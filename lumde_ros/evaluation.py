@@ -142,8 +142,10 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     metrics = ProtocolMetrics(min_depth_m, max_depth_m)
     floor = FloorScale(load_section("floor", FloorConfig))
     slop = {} if depth_slop_ms is None else {"depth_slop_ms": depth_slop_ms}
+    posed = False  # whether any frame had a pose (pose_source then says from where)
     with Recording(bag, **(topics or {}), **slop) as recording:
         for frame in recording.frames():
+            posed = posed or frame.odom_from_camera is not None
             if frame.depth is None:
                 continue
             pred, scale = predict(frame.rgb, frame.intrinsics, frame.floor_from_camera), None
@@ -166,7 +168,7 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                if recording.unpaired_images else {}),
             **({"images_before_camera_info": recording.images_before_camera_info}
                if recording.images_before_camera_info else {}),
-            **({"pose_source": recording.odom_topic} if recording.odom_topic else {}),
+            **({"pose_source": recording.odom_topic} if posed else {}),
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,
             **({"floor_fits": floor.fits, "floor_refused": floor.refused} if floor.fits

@@ -214,26 +214,30 @@ class Recording:
 
     def _tf_topics(self) -> list[str]:
         """The camera's robot's tf and tf_static: multi-robot setups remap each robot's to its
-        namespace (/robot1/tf), with frame names that repeat between robots. The namespace
-        nearest the image topic's, else the recording's only one; several robots and none
-        the camera's: none (said)."""
-        tf = [t for t, k in self.topics.items() if k == TF_TYPE
-              and t.rsplit("/", 1)[-1] in ("tf", "tf_static")]
-        namespaces = {t.rsplit("/", 1)[0] for t in tf}
-        nearest = max(map(self._nearness, tf), default=-1)
-        if nearest >= 0 or len(namespaces) == 1:
-            return [t for t in tf if nearest < 0 or self._nearness(t) == nearest]
-        if namespaces:
-            self._warn(f"tf of several robots ({', '.join(sorted(namespaces))}) and none in "
-                       f"the namespace of {self.image_topic}: the camera is not placed (name "
-                       "the image topic under its robot's namespace)")
-        return []
+        namespace (/robot1/tf), with frame names that repeat between robots. For each of the
+        two, the namespace nearest the image topic's, else the recording's only one (static
+        publishers are often left unremapped); several robots' and none the camera's: none
+        (said)."""
+        chosen = []
+        for name in ("tf", "tf_static"):
+            topics = [t for t, k in self.topics.items()
+                      if k == TF_TYPE and t.rsplit("/", 1)[-1] == name]
+            nearest = max(map(self._nearness, topics), default=-1)
+            if nearest >= 0 or len(topics) == 1:
+                chosen += [t for t in topics if nearest < 0 or self._nearness(t) == nearest]
+            elif topics:
+                self._warn(f"{name} of several robots ({', '.join(sorted(topics))}) and none "
+                           f"in the namespace of {self.image_topic}: the camera is not placed "
+                           "by them (name the image topic under its robot's namespace)")
+        return chosen
 
     def _nearness(self, topic: str) -> int:
-        """How near a topic is to the camera's robot: the length of its namespace when the
-        image topic is in it too, else -1 (another robot's)."""
-        namespace = topic.rsplit("/", 1)[0]
-        return len(namespace) if self.image_topic.startswith(namespace + "/") else -1
+        """How near a topic is to the camera's robot: the number of leading namespaces it
+        shares with the image topic (/robot2/odometry/filtered and /robot2/camera/image: 1);
+        0 at the root; -1 in another namespace altogether (another robot's)."""
+        namespace = topic.split("/")[1:-1]
+        shared = len(os.path.commonprefix([namespace, self.image_topic.split("/")[1:-1]]))
+        return shared if shared or not namespace else -1
 
     def _read_tf(self) -> TransformTree:
         """The camera's chain in its robot's tf (_tf_topics)."""
@@ -248,18 +252,18 @@ class Recording:
 
     def _pose_source(self) -> tuple[str | None, str, str]:
         """Where the camera's pose comes from: (topic, the frame it moves, the odometry's child
-        frame). Of several odometry topics the first whose child frame tf links to the camera
-        (a robot's /odom beside, say, a tracking camera's own), the camera's robot's first (its
-        namespace); else /tf when it moves an odom
-        frame above the camera (a bag recorded without /odom); else the first odometry topic,
-        whose poses may then reach no frame (frames() says why)."""
+        frame). Of the odometry topics whose child frame tf links to the camera (a robot's
+        /odom, not a tracking camera's own), the nearest the image topic (_nearness), then the
+        first by name; else /tf when it moves an odom frame above the camera (a bag recorded
+        without /odom); else the first odometry topic, whose poses may then reach no frame
+        (frames() says why)."""
         chain = self._tree.chain(self.camera_frame)
         children = {topic: next((msg.child_frame_id for _, msg, _ in self._messages([topic])),
                                 "") for topic in self._odom_topics}
-        linked = next(iter(sorted((t for t in self._odom_topics if children[t] in chain),
+        chosen = next(iter(sorted((t for t in self._odom_topics if children[t] in chain),
                                   key=lambda t: -self._nearness(t))), None)
-        if linked is not None:
-            return linked, children[linked], children[linked]
+        if chosen is not None:
+            return chosen, children[chosen], children[chosen]
         odom = next((f for f in chain[1:] if is_odom_frame(f)), None)
         if odom is not None:
             below = chain[chain.index(odom) - 1]
@@ -302,11 +306,15 @@ class Recording:
         self._unset_stamps = set()
         odometry = self._odometry() if self.odom_topic in self._odom_topics else None
         # What a recording whose frames get no pose is told: whether tf links the camera to the
-        # frame odometry moves, and when odometry has poses (ns; None: none, or at all times).
+        # frame odometry moves, and when odometry and tf together give poses (ns; None: no
+        # odometry message; an empty span, start after end: never together).
         self.linked = bool(self._moved) and self._moved in self._tree.chain(self.camera_frame)
-        self.pose_span = (self._tree.span(self._moved, self.camera_frame) if odometry is None
-                          else (int(odometry.stamps[0]), int(odometry.stamps[-1]))
-                          if len(odometry) else None)
+        spans = [span for span in (
+            (int(odometry.stamps[0]), int(odometry.stamps[-1]))
+            if odometry is not None and len(odometry) else None,
+            self._tree.span(self._moved, self.camera_frame)) if span is not None]
+        # Both must answer: the odometry and tf's mount up to its child (a pan joint on /tf).
+        self.pose_span = (max(a for a, _ in spans), min(b for _, b in spans)) if spans else None
         yielded = False
         for frame in self._paired(odometry):
             if frame is not None:
@@ -342,7 +350,7 @@ class Recording:
         slop) has been read, or until PENDING images wait."""
         intrinsics: Intrinsics | None = None
         pending: deque = deque()                 # (image, stamp, intrinsics)
-        depths: deque = deque(maxlen=PENDING)    # (stamp, depth message), the latest
+        depths: deque = deque(maxlen=PENDING + 1)  # (stamp, depth message), the latest
         wanted = [self.image_topic, self.camera_info_topic, *filter(None, [self.depth_topic])]
         self._images_read = 0
         for topic, msg, logged in self._messages(wanted):

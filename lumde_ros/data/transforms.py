@@ -115,11 +115,16 @@ class TransformTree:
             return
         if static:
             self._edges[child] = _Edge(parent, topic, pose_matrix(pose[:3], pose[3:]), None)
+            if self._parents.get(child, parent) != parent and child in self._chain:
+                del self._chain[self._chain.index(child) + 1:]  # the chain goes up anew
+            self._parents[child] = parent
+        elif self._parents.setdefault(child, parent) != parent:
+            return  # a second parent: tf2 would re-parent the frame; kept on its first
         elif child in self._chain:
             self._sample(child, parent, topic, stamp_ns, pose)
         else:
             self._latest[child] = (parent, topic, stamp_ns, pose)
-        if self._parents.setdefault(child, parent) == parent and child in self._chain:
+        if child in self._chain:
             self._extend()
 
     def _sample(self, child: str, parent: str, topic: str, stamp_ns: int,

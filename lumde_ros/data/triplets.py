@@ -343,10 +343,13 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
         first_ns = last_ns = 0
         for i, frame in enumerate(recording.frames()):
             # Without a pose for the first frame, odometry may give none at all (a /tf on
-            # another clock): the images' own motion is found then too.
+            # another clock): the images' own motion is found until a frame has one.
             if i == 0 and motion is not None and (motion_with_odometry
                                                   or frame.odom_from_camera is None):
                 steps = {}
+            elif steps is not None and not motion_with_odometry \
+                    and frame.odom_from_camera is not None:
+                steps = None  # odometry started late: the recording has it after all
             first_ns, last_ns = first_ns or frame.stamp_ns, frame.stamp_ns
             rgb.append(resize_image(frame.rgb, width, height))
             k.append(frame.intrinsics.resized(width, height).matrix())
@@ -386,9 +389,10 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
                f"from the image's frame ({frames[0]}) to the odometry's child frame "
                f"({frames[1]})")
     elif all(p is None for p in pose):
-        poses = (f"from {span[0] / 1e9:.1f} s to {span[1] / 1e9:.1f} s" if span
-                 else "none")
-        why = (f"odometry on {odom_topic} has poses {poses}, the images are stamped from "
+        poses = (f"from {span[0] / 1e9:.1f} s to {span[1] / 1e9:.1f} s"
+                 if span and span[0] <= span[1] else "at no time")
+        why = (f"odometry on {odom_topic} with tf from the image's frame ({frames[0]}) to "
+               f"{frames[1]} gives poses {poses}, the images are stamped from "
                f"{first_ns / 1e9:.1f} s to {last_ns / 1e9:.1f} s: none falls within them (one "
                "stamped in simulated time and the other in wall time?)")
     else:

@@ -5,6 +5,7 @@ import copy
 import math
 import shutil
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -353,12 +354,21 @@ def test_ground_truth_is_paired_with_the_nearest_image_within_the_slop(
         assert all(f.depth is not None for f in rec.frames()) and not rec.unpaired_images
 
 
-@pytest.mark.parametrize("frames_late", [-3, 2, 25])
-def test_ground_truth_logged_apart_from_its_images_still_pairs(tmp_path, sim_bag, frames_late):
+@pytest.fixture(scope="module")
+def long_bag(tmp_path_factory) -> Path:
+    """Longer than the pairing's buffer (PENDING frames)."""
+    out = tmp_path_factory.mktemp("long") / "bag"
+    simulate(SimulateOptions(out=out, seed=6, frames=40, width=80, height=64), progress=False)
+    return out
+
+
+@pytest.mark.parametrize("frames_late", [-30, -3, 2, 30])
+def test_ground_truth_logged_apart_from_its_images_still_pairs(tmp_path, long_bag,
+                                                               frames_late):
     """A depth pipeline logs its images after (or, buffered, before) the colour ones."""
-    late = copy_bag(sim_bag, tmp_path / "late",
+    late = copy_bag(long_bag, tmp_path / "late",
                     delay=("/camera/depth/ground_truth", frames_late * 100_000_000))
-    with Recording(late) as rec, Recording(sim_bag) as clean:
+    with Recording(late) as rec, Recording(long_bag) as clean:
         pairs = list(zip(rec.frames(), clean.frames(), strict=True))
         assert rec.unpaired_images == 0
     for frame, truth in pairs:
@@ -391,9 +401,14 @@ def test_what_is_assumed_about_the_camera_is_said_where_training_and_eval_report
     assert said == [f"warning: {bent}: {rec.camera_warnings[0]}"]
 
 
-def test_a_namespaced_robots_tf_places_its_camera(tmp_path, sim_bag):
-    moved = copy_bag(sim_bag, tmp_path / "robot1", rename={"/tf_static": ("/robot1/tf_static",),
-                                                           "/tf": ("/robot1/tf",)})
+@pytest.mark.parametrize("rename", [
+    {"/tf_static": ("/robot1/tf_static",), "/tf": ("/robot1/tf",)},
+    {"/tf_static": ("/robot1/tf_static",)},  # the static publisher remapped, not the rest
+    {"/tf": ("/robot1/tf",), "/camera/image_raw": ("/robot1/camera/image_raw",),
+     "/camera/camera_info": ("/robot1/camera/camera_info",)},  # tf_static left at the root
+])
+def test_a_namespaced_robots_tf_places_its_camera(tmp_path, sim_bag, rename):
+    moved = copy_bag(sim_bag, tmp_path / "robot1", drop={"/odom"}, rename=rename)
     with Recording(moved) as rec, Recording(sim_bag) as clean:
         for frame, truth in zip(rec.frames(), clean.frames(), strict=True):
             np.testing.assert_allclose(frame.odom_from_camera, truth.odom_from_camera)
@@ -423,7 +438,9 @@ def test_each_robots_tf_places_only_its_own_camera(tmp_path, sim_bag):
         frames = list(rec.frames())
         warnings = rec.camera_warnings
     assert all(f.odom_from_camera is None and f.floor_from_camera is None for f in frames)
-    assert len(warnings) == 1 and "tf of several robots (/robot1, /robot2)" in warnings[0]
+    assert [w.split(" of several robots")[0] for w in warnings] == ["tf", "tf_static"]
+    assert "(/robot1/tf, /robot2/tf) and none in the namespace of /camera/image_raw" \
+        in warnings[0]
 
 
 def test_each_robots_odometry_poses_only_its_own_camera(tmp_path, sim_bag):
@@ -475,6 +492,7 @@ def test_odometry_on_another_clock_is_named_and_the_mount_still_places_the_camer
                                                               abs=0.01)
     data = load_triplets([skewed], 64, 48, "auto", 0.0,
                          motion=load_section("image_motion", ImageMotionConfig))
-    assert "odometry on /tf has poses from 1700001000.0 s to 1700001000.9 s, the images " \
-        "are stamped from 1700000000.0 s to 1700000000.9 s" in data.why_relative
+    assert "odometry on /tf with tf from the image's frame (camera_optical_frame) to base_link " \
+        "gives poses from 1700001000.0 s to 1700001000.9 s, the images are stamped from " \
+        "1700000000.0 s to 1700000000.9 s" in data.why_relative
     assert data.recordings[0]["image_motion_known"] > 0  # the images' own motion instead

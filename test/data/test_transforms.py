@@ -53,3 +53,33 @@ def test_a_loop_in_tf_ends_the_chain():
     _add(tree, 0, "b", "a", _at(1.0), static=True)
     _add(tree, 0, "a", "b", _at(1.0), static=True)
     assert tree.freeze().chain("a") == ["a", "b"] and tree.lookup("c", "a", 0) is None
+
+
+def test_a_frame_keeps_its_first_parent_and_a_static_edge_overrides_a_timed_one():
+    tree = TransformTree("camera")
+    _add(tree, 0, "base", "camera", _at(0.5), static=True)
+    _add(tree, 0, "odom", "base", _at(1.0))
+    _add(tree, 50, "map", "base", _at(100.0))  # a second parent: not merged into odom's
+    _add(tree, 100, "odom", "base", _at(2.0))
+    _add(tree, 0, "arm", "camera", _at(7.0))  # a timed edge where a static one holds
+    assert tree.freeze().chain("camera") == ["camera", "base", "odom"]
+    np.testing.assert_allclose(tree.lookup("odom", "camera", 50), _at(2.0), atol=1e-12)
+    # A static mount declared after a timed one with another parent: the chain follows it.
+    tree = TransformTree("camera")
+    _add(tree, 0, "head", "camera", _at(1.0))
+    _add(tree, 0, "odom", "base", _at(1.0))
+    _add(tree, 5, "base", "camera", _at(0.5), static=True)
+    _add(tree, 10, "odom", "base", _at(2.0))
+    assert tree.freeze().chain("camera") == ["camera", "base", "odom"]
+    np.testing.assert_allclose(tree.lookup("odom", "camera", 10), _at(2.5), atol=1e-12)
+
+
+def test_the_span_is_where_every_timed_edge_on_the_way_answers():
+    tree = TransformTree("camera")
+    _add(tree, 200, "base", "camera", _at(0.5))   # a pan joint on another clock
+    _add(tree, 300, "base", "camera", _at(0.5))
+    _add(tree, 0, "odom", "base", _at(1.0))
+    _add(tree, 100, "odom", "base", _at(1.0))
+    tree.freeze()
+    assert tree.span("odom", "camera") == (200, 100)  # never together
+    assert tree.span("base", "camera") == (200, 300) and tree.span("camera", "camera") is None
