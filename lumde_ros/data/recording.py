@@ -110,8 +110,9 @@ class Recording:
             # topic is called; a depth estimator's own outputs are neither.
             images = [t for t, k in sorted(self.topics.items())
                       if k in IMAGE_TYPES and not t.endswith(DEPTH_OUTPUTS)]
-            frames = {t: self._first_frame(t) for t in images}  # None: not a depth image
-            depths = [t for t in images if frames[t] is not None]
+            # Each image topic's frame_id if it holds depth images, else None.
+            depth_frames = {t: self._first_frame(t) for t in images}
+            depths = [t for t in images if depth_frames[t] is not None]
             self.image_topic = image_topic or self._camera_stream(
                 [t for t in images if t not in depths])
             self.camera_info_topic = camera_info_topic or self._camera_info()
@@ -122,12 +123,13 @@ class Recording:
             # aligned_depth_to_color and depth_registered are), then the nearest the camera's
             # topic (longest shared prefix).
             near = sorted(depths, key=lambda t: (
-                frames[t] != self.camera_frame,
+                depth_frames[t] != self.camera_frame,
                 -len(os.path.commonprefix([t, self.image_topic]))))
             self.depth_topic = None if not ground_truth else depth_topic or next(iter(near), None)
             self._other_depths = [t for t in depths if t != self.depth_topic]
             self._tree = self._read_tf()
-            self._tf_warnings = list(self.camera_warnings)  # zero stamps on /tf
+            # What reading tf found to say (zero stamps, several robots): kept for frames().
+            self._tf_warnings = list(self.camera_warnings)
             self._odom_topics = [t for t, k in sorted(self.topics.items())
                                  if k == ODOMETRY_TYPE]
             # odom_topic: where poses come from (an Odometry topic or a tf topic), or None;
