@@ -168,6 +168,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                if recording.unpaired_images else {}),
             **({"images_before_camera_info": recording.images_before_camera_info}
                if recording.images_before_camera_info else {}),
+            **({"duplicate_images": recording.duplicate_images}
+               if recording.duplicate_images else {}),
             **({"pose_source": recording.odom_topic} if posed else {}),
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,

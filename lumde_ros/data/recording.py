@@ -97,6 +97,7 @@ class Recording:
         self._images_read = 0  # by the last frames()
         self.unpaired_images = 0  # images given no ground truth although a depth topic is read
         self.images_before_camera_info = 0  # images skipped: no CameraInfo recorded yet
+        self.duplicate_images = 0  # images skipped: the same stamp as the image before
         self.linked, self.pose_span = False, None  # set by frames()
         self.last_skip = ""
         self.camera_warnings: list[str] = []  # what is assumed about the camera and its stamps
@@ -297,11 +298,13 @@ class Recording:
         stamp. A header stamp of 0 (a driver that leaves it unset) is replaced by the time the
         message was recorded, and said in camera_warnings. Images recorded before the first
         CameraInfo are skipped (drivers publish both; either may be logged first; counted in
-        images_before_camera_info), and so is an image that does not decode (counted in
-        skipped_images; only when none decodes is the recording refused, with the reason)."""
+        images_before_camera_info), and so are an image stamped as the one before it
+        (duplicate_images) and one that does not decode (skipped_images; only when none
+        decodes is the recording refused, with the reason)."""
         # Counted afresh: the searches at opening peeked at messages already.
         self.damaged = dict(self._tf_damaged)
         self.skipped_images = self.unpaired_images = self.images_before_camera_info = 0
+        self.duplicate_images = 0
         # Poses left out: by _odometry, or on the chain in tf when that is the source.
         self.unusable_poses = 0 if self.odom_topic in self._odom_topics else self._tree.unusable
         self.camera_warnings = list(self._tf_warnings)
@@ -354,7 +357,7 @@ class Recording:
         pending: deque = deque()                 # (image, stamp, intrinsics)
         depths: deque = deque(maxlen=PENDING + 1)  # (stamp, depth message), the latest
         wanted = [self.image_topic, self.camera_info_topic, *filter(None, [self.depth_topic])]
-        self._images_read = 0
+        self._images_read, last_image = 0, None
         for topic, msg, logged in self._messages(wanted):
             if topic == self.camera_info_topic:
                 try:
@@ -373,6 +376,10 @@ class Recording:
                 if intrinsics is None:
                     self.images_before_camera_info += 1
                     continue
+                if stamp == last_image:  # recorded twice (a merged bag, a driver's resend)
+                    self.duplicate_images += 1
+                    continue
+                last_image = stamp
                 pending.append((msg, stamp, intrinsics))
                 if not self.depth_topic or len(pending) > PENDING:
                     yield self._frame(*pending.popleft(), depths, odometry)

@@ -372,6 +372,8 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
         notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
                  **({"undecodable_images": skipped} if skipped else {}),
                  **({"images_before_camera_info": early} if early else {}),
+                 **({"duplicate_images": recording.duplicate_images}
+                    if recording.duplicate_images else {}),
                  **({"pose_source": odom_topic} if any(p is not None for p in pose) else {}),
                  **({"camera_warnings": recording.camera_warnings}
                     if recording.camera_warnings else {}),

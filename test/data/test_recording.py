@@ -183,6 +183,22 @@ def test_a_recording_without_camera_frames_says_what_is_missing(tmp_path, images
         list(rec.frames())
 
 
+def test_an_image_recorded_twice_is_read_once_and_counted(tmp_path):
+    path = tmp_path / "twice"
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        info = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
+                                     typestore=TYPESTORE)
+        image = writer.add_connection("/cam/image", "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        writer.write(info, 0, TYPESTORE.serialize_cdr(
+            _camera_info(1, "cam", camera_intrinsics(32, 24, 70.0)), info.msgtype))
+        for k in (1, 1, 2, 3, 3, 3):
+            writer.write(image, k, TYPESTORE.serialize_cdr(
+                _image(k, "cam", np.full((24, 32, 3), k, np.uint8), "rgb8"), image.msgtype))
+    with Recording(path) as rec:
+        frames = list(rec.frames())
+        assert [f.stamp_ns for f in frames] == [1, 2, 3] and rec.duplicate_images == 3
+
+
 def test_compressed_images_are_read(tmp_path):
     import cv2
     path = tmp_path / "compressed"
