@@ -147,17 +147,24 @@ def test_topics_are_found_by_content_and_several_cameras_must_be_named(tmp_path,
         assert len(list(rec.frames())) == 10
 
 
-def test_image_and_camera_info_size_mismatch_is_refused(tmp_path):
-    path = tmp_path / "mismatch"
+def _camera_bag(path: Path, messages: list) -> Path:
+    """An MCAP holding /cam/camera_info and /cam/image (both, even without messages), written
+    from (log time, CameraInfo or Image) in order."""
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        info = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
-                                     typestore=TYPESTORE)
-        image = writer.add_connection("/cam/image", "sensor_msgs/msg/Image", typestore=TYPESTORE)
-        stamp = 10**9
-        writer.write(info, stamp, TYPESTORE.serialize_cdr(
-            _camera_info(stamp, "cam", camera_intrinsics(640, 360, 70.0)), info.msgtype))
-        writer.write(image, stamp, TYPESTORE.serialize_cdr(
-            _image(stamp, "cam", np.zeros((240, 320, 3), np.uint8), "rgb8"), image.msgtype))
+        conns = {kind: writer.add_connection(topic, kind, typestore=TYPESTORE) for topic, kind in
+                 (("/cam/camera_info", "sensor_msgs/msg/CameraInfo"),
+                  ("/cam/image", "sensor_msgs/msg/Image"))}
+        for stamp, msg in messages:
+            conn = conns[msg.__msgtype__]
+            writer.write(conn, stamp, TYPESTORE.serialize_cdr(msg, conn.msgtype))
+    return path
+
+
+def test_image_and_camera_info_size_mismatch_is_refused(tmp_path):
+    stamp = 10**9
+    path = _camera_bag(tmp_path / "mismatch", [
+        (stamp, _camera_info(stamp, "cam", camera_intrinsics(640, 360, 70.0))),
+        (stamp, _image(stamp, "cam", np.zeros((240, 320, 3), np.uint8), "rgb8"))])
     with Recording(path) as rec, pytest.raises(BagError, match="aspect ratio"):
         list(rec.frames())
 
@@ -168,32 +175,20 @@ def test_image_and_camera_info_size_mismatch_is_refused(tmp_path):
         "before it"),
 ])
 def test_a_recording_without_camera_frames_says_what_is_missing(tmp_path, images, reason):
-    path = tmp_path / "empty"
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        info = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
-                                     typestore=TYPESTORE)
-        image = writer.add_connection("/cam/image", "sensor_msgs/msg/Image", typestore=TYPESTORE)
-        for k in range(images):
-            writer.write(image, k, TYPESTORE.serialize_cdr(
-                _image(k, "cam", np.zeros((24, 32, 3), np.uint8), "rgb8"), image.msgtype))
-        if images:  # the CameraInfo only after every image
-            writer.write(info, images, TYPESTORE.serialize_cdr(
-                _camera_info(images, "cam", camera_intrinsics(32, 24, 70.0)), info.msgtype))
+    path = _camera_bag(tmp_path / "empty", [
+        (k, _image(k, "cam", np.zeros((24, 32, 3), np.uint8), "rgb8")) for k in range(images)]
+        # the CameraInfo only after every image
+        + ([(images, _camera_info(images, "cam", camera_intrinsics(32, 24, 70.0)))]
+           if images else []))
     with Recording(path) as rec, pytest.raises(BagError, match=reason):
         list(rec.frames())
 
 
 def test_an_image_recorded_twice_is_read_once_and_counted(tmp_path):
-    path = tmp_path / "twice"
-    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
-        info = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
-                                     typestore=TYPESTORE)
-        image = writer.add_connection("/cam/image", "sensor_msgs/msg/Image", typestore=TYPESTORE)
-        writer.write(info, 0, TYPESTORE.serialize_cdr(
-            _camera_info(1, "cam", camera_intrinsics(32, 24, 70.0)), info.msgtype))
-        for k in (1, 1, 2, 3, 3, 3):
-            writer.write(image, k, TYPESTORE.serialize_cdr(
-                _image(k, "cam", np.full((24, 32, 3), k, np.uint8), "rgb8"), image.msgtype))
+    path = _camera_bag(tmp_path / "twice", [
+        (0, _camera_info(1, "cam", camera_intrinsics(32, 24, 70.0))),
+        *((k, _image(k, "cam", np.full((24, 32, 3), k, np.uint8), "rgb8"))
+          for k in (1, 1, 2, 3, 3, 3))])
     with Recording(path) as rec:
         frames = list(rec.frames())
         assert [f.stamp_ns for f in frames] == [1, 2, 3] and rec.duplicate_images == 3
