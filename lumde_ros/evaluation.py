@@ -142,10 +142,8 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
     metrics = ProtocolMetrics(min_depth_m, max_depth_m)
     floor = FloorScale(load_section("floor", FloorConfig))
     slop = {} if depth_slop_ms is None else {"depth_slop_ms": depth_slop_ms}
-    posed = False  # whether any frame had a pose (pose_source then says from where)
     with Recording(bag, **(topics or {}), **slop) as recording:
         for frame in recording.frames():
-            posed = posed or frame.odom_from_camera is not None
             if frame.depth is None:
                 continue
             pred, scale = predict(frame.rgb, frame.intrinsics, frame.floor_from_camera), None
@@ -160,17 +158,7 @@ def evaluate_recording(bag: str | Path, checkpoint_path: str | Path | None, min_
                            f"image stamped within --depth-slop-ms)")
     return {"bag": str(bag), "image_topic": recording.image_topic,
             "depth_topic": recording.depth_topic, "damaged_messages": recording.damaged,
-            **({"camera_warnings": recording.camera_warnings}
-               if recording.camera_warnings else {}),
-            **({"undecodable_images": recording.skipped_images}
-               if recording.skipped_images else {}),
-            **({"images_without_ground_truth": recording.unpaired_images}
-               if recording.unpaired_images else {}),
-            **({"images_before_camera_info": recording.images_before_camera_info}
-               if recording.images_before_camera_info else {}),
-            **({"duplicate_images": recording.duplicate_images}
-               if recording.duplicate_images else {}),
-            **({"pose_source": recording.odom_topic} if posed else {}),
+            **recording.notes(),
             **({"recovered": recording.recovered.describe()} if recording.recovered else {}),
             **about, "frames": metrics.frames,
             **({"floor_fits": floor.fits, "floor_refused": floor.refused} if floor.fits

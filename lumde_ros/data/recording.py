@@ -98,6 +98,7 @@ class Recording:
         self.unpaired_images = 0  # images given no ground truth although a depth topic is read
         self.images_before_camera_info = 0  # images skipped: no CameraInfo recorded yet
         self.duplicate_images = 0  # images skipped: the same stamp as the image before
+        self.posed_frames = 0  # frames odometry placed (pose_source then says from where)
         self.linked, self.pose_span = False, None  # set by frames()
         self.last_skip = ""
         self.camera_warnings: list[str] = []  # what is assumed about the camera and its stamps
@@ -304,12 +305,13 @@ class Recording:
         # Counted afresh: the searches at opening peeked at messages already.
         self.damaged = dict(self._tf_damaged)
         self.skipped_images = self.unpaired_images = self.images_before_camera_info = 0
-        self.duplicate_images = 0
+        self.duplicate_images = self.posed_frames = 0
+        from_odometry = self.odom_topic in self._odom_topics  # else tf (or nothing)
         # Poses left out: by _odometry, or on the chain in tf when that is the source.
-        self.unusable_poses = 0 if self.odom_topic in self._odom_topics else self._tree.unusable
+        self.unusable_poses = 0 if from_odometry else self._tree.unusable
         self.camera_warnings = list(self._tf_warnings)
         self._unset_stamps = set()
-        odometry = self._odometry() if self.odom_topic in self._odom_topics else None
+        odometry = self._odometry() if from_odometry else None
         # What a recording whose frames get no pose is told: whether tf links the camera to the
         # frame odometry moves, and when odometry and tf together give poses (ns; None: no
         # odometry message; an empty span, start after end: never together).
@@ -336,6 +338,18 @@ class Recording:
         raise BagError(f"{self.path}: none of the {self._images_read} images on "
                        f"{self.image_topic} has a CameraInfo on {self.camera_info_topic} "
                        "recorded before it")
+
+    def notes(self) -> dict[str, object]:
+        """What the last frames() met that a reader of the results should know, only what
+        happened: messages and images skipped, by cause; images left without ground truth;
+        camera warnings; where the poses came from."""
+        notes = {"damaged_messages": self.damaged, "undecodable_images": self.skipped_images,
+                 "images_before_camera_info": self.images_before_camera_info,
+                 "duplicate_images": self.duplicate_images,
+                 "images_without_ground_truth": self.unpaired_images,
+                 "camera_warnings": self.camera_warnings,
+                 "pose_source": self.odom_topic if self.posed_frames else None}
+        return {key: value for key, value in notes.items() if value}
 
     def _time(self, topic: str, msg, logged_ns: int, static: bool = False) -> int:
         """A message's header stamp, or when it is 0 (unset by its driver) the time it was
@@ -422,6 +436,7 @@ class Recording:
             pose = None if base is None or mount is None else base @ mount
         # Where odometry does not place the camera, tf's mount still sets it over the floor
         # (its height: what a metric scale without odometry needs).
+        self.posed_frames += pose is not None
         standing = pose if pose is not None else self._placed(stamp)
         return RecordedFrame(stamp, rgb, fit.intrinsics, depth, pose, standing)
 

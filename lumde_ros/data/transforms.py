@@ -169,15 +169,19 @@ class TransformTree:
             out, top = edge.static @ out, edge.parent
         return out if top != frame else None
 
+    def _path(self, target: str, source: str) -> list[_Edge] | None:
+        """The edges from source up to target, or None when target is not above source."""
+        chain = self.chain(source)
+        if target not in chain:
+            return None
+        return [self._edges[frame] for frame in chain[:chain.index(target)]]
+
     def span(self, target: str, source: str) -> tuple[int, int] | None:
         """The stamps (ns) between which lookup(target, source) can answer: where the /tf
         edges on the way all have messages; None when no /tf edge is on the way (or target is
         not above source)."""
-        chain = self.chain(source)
-        if target not in chain:
-            return None
-        timed = [self._edges[f].timed for f in chain[:chain.index(target)]
-                 if self._edges[f].timed is not None]
+        timed = [edge.timed for edge in self._path(target, source) or []
+                 if edge.timed is not None]
         if not timed or not all(len(t) for t in timed):
             return None
         return max(int(t.stamps[0]) for t in timed), min(int(t.stamps[-1]) for t in timed)
@@ -190,11 +194,11 @@ class TransformTree:
         """target_from_source (4x4) at stamp_ns, where target is an ancestor of source (all a
         camera's pose needs); None when the chain does not reach it or a /tf edge on the way
         has no messages around the stamp."""
-        out, chain = np.eye(4), self.chain(source)
-        if target not in chain:
+        path = self._path(target, source)
+        if path is None:
             return None
-        for frame in chain[:chain.index(target)]:
-            edge = self._edges[frame]
+        out = np.eye(4)
+        for edge in path:
             step = edge.static if edge.timed is None else edge.timed.at(stamp_ns)
             if step is None:
                 return None

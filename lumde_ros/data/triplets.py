@@ -368,15 +368,7 @@ def _read(bag: Path, width: int, height: int, image_topic: str, camera_info_topi
         odom_topic, unusable = recording.odom_topic, recording.unusable_poses
         linked, span = recording.linked, recording.pose_span
         frames = (recording.camera_frame or "empty frame_id", recording.odom_child or "none")
-        skipped, early = recording.skipped_images, recording.images_before_camera_info
-        notes = {**({"damaged_messages": recording.damaged} if recording.damaged else {}),
-                 **({"undecodable_images": skipped} if skipped else {}),
-                 **({"images_before_camera_info": early} if early else {}),
-                 **({"duplicate_images": recording.duplicate_images}
-                    if recording.duplicate_images else {}),
-                 **({"pose_source": odom_topic} if any(p is not None for p in pose) else {}),
-                 **({"camera_warnings": recording.camera_warnings}
-                    if recording.camera_warnings else {}),
+        notes = {**recording.notes(),
                  **({"recovered": recording.recovered.as_dict()} if recording.recovered
                     else {})}
     if odom_topic is None:
