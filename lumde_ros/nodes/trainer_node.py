@@ -203,7 +203,7 @@ class TrainerNode(Node):
 
     def _apply_params(self, params: list) -> None:
         with self._lock:
-            self._p.update({q.name: q.value for q in params if q.name in self._p})
+            self._p.update(checked_changes(PARAMS, params))
 
     # --- recording -----------------------------------------------------------------------------
     def _start_recording(self, _request, response: Trigger.Response) -> Trigger.Response:
