@@ -4,7 +4,8 @@ odometry between consecutive frames as the odometry route supervises it (`motion
 random flips with the motion mirrored, Adam at the teacher's rate and its decay), and prints
 its yaw slope and correlation against odometry (#21's figures) on pairs of its own training
 recordings and on held-out recordings of the evaluation split, every few hundred steps. A
-network that memorises scores well on the first and near 0 on the second.
+network that memorises scores well on the first and near 0 on the second. At the end, the
+same per held-out recording.
 
     .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
 
@@ -41,22 +42,28 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--every", type=int, default=250, help="steps between measurements")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--refinements", type=int, help="pose_model.refinements instead of the "
+                    "config's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     size = (args.width, args.height)
     first, second, cameras, odometry = consecutive_pairs(simulate(
         args.work / "train", range(args.train_bags), args.train_frames), size)
-    held_out = consecutive_pairs(simulate(args.work / "eval", range(
-        EVAL_SEED_START, EVAL_SEED_START + args.eval_bags), args.eval_frames), size)
+    recordings = [consecutive_pairs([bag], size) for bag in simulate(args.work / "eval", range(
+        EVAL_SEED_START, EVAL_SEED_START + args.eval_bags), args.eval_frames)]
+    held_out = [torch.cat(x) for x in zip(*recordings)]
     both = torch.stack([first, second], 1)  # (N, 2, 3, H, W): a pair mirrors as one
     del first, second  # `both` holds them
     config = load_section("teacher", TeacherConfig).with_steps(args.steps)
-    net = construct(PoseNet, config.pose_model)
+    pose_model = dict(config.pose_model)
+    if args.refinements is not None:
+        pose_model["refinements"] = args.refinements
+    net = construct(PoseNet, pose_model)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.run.learning_rate)
     batch = 2 * config.run.batch_size  # a triplet gives the pose network two pairs
     print(f"{len(both)} training pairs, {len(held_out[0])} held out, {size[0]}x{size[1]}, "
-          f"batch {batch}, pose_model {config.pose_model}")
+          f"batch {batch}, pose_model {pose_model}")
     print("step | training pairs: slope, correlation | held out: slope, correlation | s/step")
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
@@ -80,6 +87,12 @@ def main() -> None:
             print(f"{step} | {own['slope']:.2f}, {own['correlation']:.2f} | "
                   f"{other['slope']:.2f}, {other['correlation']:.2f} | {seconds:.3f}",
                   flush=True)
+    print("held-out recording (seed) | pairs | slope, correlation | spread of the true turns")
+    for seed, (first, second, k, motions) in enumerate(recordings, EVAL_SEED_START):
+        truth, found = pose_yaws(net, first, second, k, motions)
+        fit = yaw_fit(truth, found)
+        print(f"{seed} | {len(truth)} | {fit['slope']:.2f}, {fit['correlation']:.2f} | "
+              f"{truth.std():.2f} deg")
 
 
 if __name__ == "__main__":

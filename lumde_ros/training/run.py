@@ -45,7 +45,8 @@ STATE_FORMAT = "lumde_ros.training_state"
 # 3: hints.relative_*; the learned route's pose target in units of the median depth, its hints.
 # 4: data.floor_prior_dropout.
 # 5: PoseNet compares the two frames' encodings (pose_model features, radius, channels), given K.
-STATE_VERSION = 5
+# 6: PoseNet fits the rotation to the matches (pose_model temperature, refinements).
+STATE_VERSION = 6
 PREVIEWS = 3
 
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from lumde_ros.geometry import pose_from_vector
 from lumde_ros.models import PoseNet, StudentDepthNet, TeacherDepthNet, count_macs
-from lumde_ros.models.pose import cell_rays, correlation
+from lumde_ros.models.pose import cell_rays, correlation, matched_flow, rotation_from_flow
 
 
 def test_teacher_outputs_four_scales_full_resolution_first():
@@ -29,9 +30,64 @@ def test_pose_net_starts_near_identity_and_learns():
     out = net(a, b, k)
     assert out.axis_angle.shape == (2, 3) and out.translation.shape == (2, 3)
     # near the identity, but not exactly: there auto-masking would hide every pixel
-    assert 0 < out.translation.abs().max() < 0.01 and 0 < out.axis_angle.abs().max() < 0.01
-    out.translation.sum().backward()
+    assert 0 < out.translation.abs().max() < 0.01
+    (out.translation.sum() + out.axis_angle.sum()).backward()
     assert all(p.grad is not None for p in net.parameters())
+    # the same frame twice: every cell matches where it is, so the fitted rotation is none
+    still = net.eval()(a, a, k).axis_angle
+    assert still.abs().max() < 1e-3
+
+
+def _motion_field(axis_angle: torch.Tensor, translation: torch.Tensor, depth: torch.Tensor,
+                  rays: torch.Tensor) -> torch.Tensor:
+    """Each cell's exact flow (B, h, w, 2), normalised image units, for points at `depth`
+    (B, h, w) on `rays` (B, 2, h, w) under the motion."""
+    x, y = rays[:, 0], rays[:, 1]
+    points = torch.stack([x * depth, y * depth, depth], 1).flatten(2)
+    motion = pose_from_vector(axis_angle, translation)
+    moved = motion[:, :3, :3] @ points + motion[:, :3, 3:]
+    seen = (moved[:, :2] / moved[:, 2:]).view_as(rays)
+    return (seen - rays).permute(0, 2, 3, 1)
+
+
+def test_the_rotation_fitted_to_the_flow_does_not_depend_on_the_depth():
+    """Forward and sideways driving with turns of up to 3 degrees about every axis: the
+    rotation comes out of the flow within the small-motion model's few percent, whether the
+    scene is near or far, as it must to carry over to scenes never seen."""
+    torch.manual_seed(0)
+    k = torch.tensor([[70.0, 0, 63.5], [0, 70.0, 47.5], [0, 0, 1]]).expand(6, 3, 3)
+    rays = cell_rays(k, (96, 128), (24, 32))
+    rotation = torch.randn(6, 3) * torch.tensor([0.01, 0.05, 0.01])
+    translation = torch.tensor([[0.0, 0.0, 0.08], [0.03, 0.0, 0.07], [0.0, 0.0, 0.0]]).repeat(2, 1)
+    covariance = torch.eye(2).expand(6, 24, 32, 2, 2) * 1e-4
+    found = [rotation_from_flow(_motion_field(rotation, translation, depth, rays), covariance,
+                                rays, translation)
+             for depth in (0.5 + 4 * torch.rand(6, 24, 32), 1.0 + 0.5 * torch.rand(6, 24, 32))]
+    for fit in found:
+        assert (fit - rotation).norm(dim=1).max() < 0.05 * rotation.norm(dim=1).max() + 2e-4
+    # Without the translation's line taken out, the parallax of driving sideways (pairs 1
+    # and 4) reads as a turn.
+    depth = 0.5 + 4 * torch.rand(6, 24, 32)
+    flow = _motion_field(rotation, translation, depth, rays)
+    taken_out, ignored = (rotation_from_flow(flow, covariance, rays, t) - rotation
+                          for t in (translation, torch.zeros_like(translation)))
+    sideways = torch.tensor([1, 4])
+    assert (ignored[sideways].norm(dim=1) > 4 * taken_out[sideways].norm(dim=1)).all()
+
+
+def test_matched_flow_is_where_the_match_peaks_and_how_sure_it_is():
+    radius, side = 3, 7
+    matches = torch.full((1, side * side, 2, 2), -0.5)
+    # cell (0, 0) matches best 2 cells right and 1 up; cell (0, 1) equally well anywhere
+    # along the row 1 down (a horizontal stripe: the aperture problem)
+    matches[0, (radius - 1) * side + radius + 2, 0, 0] = 1.0
+    matches[0, (radius + 1) * side:(radius + 2) * side, 0, 1] = 1.0
+    flow, covariance = matched_flow(matches, torch.tensor(50.0))
+    assert torch.allclose(flow[0, 0, 0], torch.tensor([2.0, -1.0]), atol=1e-3)
+    assert covariance[0, 0, 0].abs().max() < 1e-3
+    assert torch.allclose(flow[0, 0, 1], torch.tensor([0.0, 1.0]), atol=1e-3)
+    assert covariance[0, 0, 1, 0, 0] == pytest.approx(4.0, abs=1e-2)  # offsets -3..3: var 4
+    assert covariance[0, 0, 1, 1, 1] < 1e-3
 
 
 def test_correlation_peaks_at_the_shift_whatever_the_brightness():
@@ -49,6 +105,8 @@ def test_correlation_peaks_at_the_shift_whatever_the_brightness():
 def test_pose_net_refuses_an_empty_layer_list():
     with pytest.raises(ValueError, match="radius"):
         PoseNet(features=(), radius=4)
+    with pytest.raises(ValueError, match="refinements"):
+        PoseNet(refinements=-1)
 
 
 def test_cell_rays_are_the_directions_through_the_cells_centres():
