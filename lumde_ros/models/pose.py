@@ -79,16 +79,15 @@ def matched_flow(matches: torch.Tensor, temperature: torch.Tensor
 
 def rotation_from_flow(flow: torch.Tensor, covariance: torch.Tensor, rays: torch.Tensor,
                        translation: torch.Tensor) -> torch.Tensor:
-    """The rotation (B, 3, axis-angle) that best explains each cell's `flow` (B, h, w, 2) with
+    """The rotation (B, 3; axis-angle) that best explains each cell's `flow` (B, h, w, 2) with
     its `covariance` (B, h, w, 2, 2), both in normalised image units, at viewing directions
     `rays` (B, 2, h, w), given the `translation` (B, 3). Why not learned: a small motion's
     flow is the rotation's, the same at any depth (linear in it), plus the translation's,
     which at each cell lies along (t_x - x t_z, t_y - y t_z) with a length set by the cell's
     unknown inverse depth. Only the flow across that line, whitened by the cell's
     covariance, is fitted (weighted least squares), so the depth never enters and the fit is
-    the same on a scene no network has seen. A learned head on the same matches judged turns
-    through lenses and scenes it had not seen at slope 0.65-0.77 against the truth (README,
-    #21)."""
+    the same on a scene no network has seen. A learned head on the same kind of matches
+    followed held-out turns with correlation 0.87; this fit, 0.90 (README, #21)."""
     x, y = rays[:, 0], rays[:, 1]
     # flow = a @ rotation + translation's part, per cell (small-motion field)
     a = torch.stack([torch.stack([-x * y, 1 + x * x, -y], -1),
