@@ -5,7 +5,8 @@ random flips with the motion mirrored, Adam at the teacher's rate and its decay)
 its yaw slope and correlation against odometry (#21's figures) on pairs of its own training
 recordings and on held-out recordings of the evaluation split, every few hundred steps. A
 network that memorises scores well on the first and near 0 on the second. At the end, the
-same per held-out recording.
+same per held-out recording. `--apart` pairs frames further apart: larger motions, as the
+learned route's keyframes and a hand-held camera give.
 
     .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
 
@@ -21,7 +22,7 @@ import torch
 from training_runs import simulate
 
 from lumde_ros.data.triplets import mirrored
-from lumde_ros.evaluation import consecutive_pairs, pose_yaws, yaw_fit
+from lumde_ros.evaluation import frame_pairs, pose_yaws, yaw_fit
 from lumde_ros.geometry import pose_from_vector
 from lumde_ros.losses.self_supervised import motion_error
 from lumde_ros.models import PoseNet, construct
@@ -42,16 +43,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--every", type=int, default=250, help="steps between measurements")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--apart", type=int, default=1, help="frames between the two of a pair, "
+                    "training and held out (1: consecutive, as the odometry route's triplets)")
     ap.add_argument("--refinements", type=int, help="pose_model.refinements instead of the "
                     "config's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     size = (args.width, args.height)
-    first, second, cameras, odometry = consecutive_pairs(simulate(
-        args.work / "train", range(args.train_bags), args.train_frames), size)
-    recordings = [consecutive_pairs([bag], size) for bag in simulate(args.work / "eval", range(
-        EVAL_SEED_START, EVAL_SEED_START + args.eval_bags), args.eval_frames)]
+    first, second, cameras, odometry = frame_pairs(simulate(
+        args.work / "train", range(args.train_bags), args.train_frames), size, args.apart)
+    recordings = [frame_pairs([bag], size, args.apart) for bag in simulate(
+        args.work / "eval", range(EVAL_SEED_START, EVAL_SEED_START + args.eval_bags),
+        args.eval_frames)]
     held_out = [torch.cat(x) for x in zip(*recordings)]
     both = torch.stack([first, second], 1)  # (N, 2, 3, H, W): a pair mirrors as one
     del first, second  # `both` holds them
@@ -62,8 +66,8 @@ def main() -> None:
     net = construct(PoseNet, pose_model)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.run.learning_rate)
     batch = 2 * config.run.batch_size  # a triplet gives the pose network two pairs
-    print(f"{len(both)} training pairs, {len(held_out[0])} held out, {size[0]}x{size[1]}, "
-          f"batch {batch}, pose_model {pose_model}")
+    print(f"{len(both)} training pairs, {len(held_out[0])} held out, {args.apart} frames "
+          f"apart, {size[0]}x{size[1]}, batch {batch}, pose_model {pose_model}")
     print("step | training pairs: slope, correlation | held out: slope, correlation | s/step")
     start = time.perf_counter()
     for step in range(1, args.steps + 1):

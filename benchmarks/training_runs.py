@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, METRICS, consecutive_pairs,
+from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, METRICS, frame_pairs,
                                   pose_yaws, yaw_fit)
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.sim.world import load_sim_config, split_name
@@ -136,4 +136,4 @@ def yaw_agreement(run: Path, bags: list[Path]) -> dict[str, float]:
     net = construct(PoseNet, config["pose_model"])
     net.load_state_dict(state["modules"]["pose"])
     size = (config["data"]["input_width"], config["data"]["input_height"])
-    return yaw_fit(*pose_yaws(net, *consecutive_pairs(bags, size)))
+    return yaw_fit(*pose_yaws(net, *frame_pairs(bags, size)))

@@ -230,11 +230,11 @@ def yaw_deg(motion: np.ndarray) -> float:
     return math.degrees(math.atan2(motion[0, 2], motion[0, 0]))
 
 
-def consecutive_pairs(bags: list[Path], size: tuple[int, int]
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every pair of consecutive frames of `bags` with odometry, at `size` (width, height):
-    first and second RGB (N, 3, H, W) in [0, 1], their camera matrices at `size` (N, 3, 3)
-    and the odometry motion first -> second camera (N, 4, 4)."""
+def frame_pairs(bags: list[Path], size: tuple[int, int], apart: int = 1
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every pair of frames `apart` frames apart in `bags` with odometry, at `size` (width,
+    height): first and second RGB (N, 3, H, W) in [0, 1], their camera matrices at `size`
+    (N, 3, 3) and the odometry motion first -> second camera (N, 4, 4)."""
     import torch
 
     from lumde_ros.data import Recording
@@ -245,7 +245,7 @@ def consecutive_pairs(bags: list[Path], size: tuple[int, int]
         with Recording(bag) as recording:
             frames = [(resize_image(f.rgb, *size), f.odom_from_camera,
                        f.intrinsics.resized(*size).matrix()) for f in recording.frames()]
-        for (a, pose_a, k_a), (b, pose_b, _) in zip(frames, frames[1:]):
+        for (a, pose_a, k_a), (b, pose_b, _) in zip(frames, frames[apart:]):
             if pose_a is not None and pose_b is not None:
                 first.append(a)
                 second.append(b)
@@ -258,7 +258,7 @@ def consecutive_pairs(bags: list[Path], size: tuple[int, int]
 
 def pose_yaws(net: PoseNet, first: torch.Tensor, second: torch.Tensor, k: torch.Tensor,
               motions: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """The true turn of each pair (`motions`, as consecutive_pairs gives them) and `net`'s
+    """The true turn of each pair (`motions`, as frame_pairs gives them) and `net`'s
     (cameras `k`), in degrees."""
     import torch
 

@@ -13,7 +13,7 @@ from test_teacher import lumde
 from lumde_ros.data.image_motion import ImageMotionConfig
 from lumde_ros.data.recording import Recording
 from lumde_ros.data.triplets import load_triplets
-from lumde_ros.evaluation import consecutive_pairs, pose_yaws, yaw_deg
+from lumde_ros.evaluation import frame_pairs, pose_yaws, yaw_deg
 from lumde_ros.inference import resize_image
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.training.config import load_section
@@ -89,7 +89,7 @@ def test_the_pose_network_learns_turns_either_way_from_the_images(turning, tiny_
     assert state["provenance"]["image_motion"] == state["image_motion"]
     net = construct(PoseNet, state["config"]["pose_model"])
     net.load_state_dict(state["modules"]["pose"])
-    truth, predicted = pose_yaws(net, *consecutive_pairs([with_odometry], SIZE))
+    truth, predicted = pose_yaws(net, *frame_pairs([with_odometry], SIZE))
     assert truth.min() < -1.5 and truth.max() > 1.5  # the drive turns both ways
     # Without the images' motion the same run reaches slope 0.4, correlation 0.7.
     assert np.corrcoef(truth, predicted)[0, 1] > 0.8
