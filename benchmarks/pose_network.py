@@ -1,12 +1,12 @@
 """Pose network benchmark: does it learn how the image moved, or which training pair it saw?
-Trains the teacher's pose network (config/train.yaml `teacher.pose_model`) alone, supervised by
-odometry between consecutive frames as the odometry route supervises it (`motion_error`,
-random flips with the motion mirrored, Adam at the teacher's rate and its decay), and prints
-its yaw slope and correlation against odometry (#21's figures) on pairs of its own training
-recordings and on held-out recordings of the evaluation split, every few hundred steps. A
-network that memorises scores well on the first and near 0 on the second. At the end, the
-same per held-out recording. `--apart` pairs frames further apart: larger motions, as the
-learned route's keyframes and a hand-held camera give.
+Trains the teacher's pose network (config/train.yaml `teacher.pose_model`; `--section
+distill`: the student's) alone, supervised by odometry between frames as the odometry route
+supervises it (`motion_error`, random flips with the motion mirrored, Adam at that section's
+rate and decay), and prints its yaw slope and correlation against odometry (#21's figures)
+on pairs of its own training recordings and on held-out recordings of the evaluation split,
+every few hundred steps. A network that memorises scores well on the first and near 0 on
+the second. At the end, the same per held-out recording. `--apart` pairs frames further
+apart than consecutive ones: larger motions, as keyframes and a hand-held camera give.
 
     .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
 
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from training_runs import simulate
 
 from lumde_ros.data.triplets import mirrored
@@ -27,7 +28,7 @@ from lumde_ros.geometry import pose_from_vector
 from lumde_ros.losses.self_supervised import motion_error
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.sim.recording import EVAL_SEED_START
-from lumde_ros.training.config import TeacherConfig, load_section
+from lumde_ros.training.config import DistillConfig, TeacherConfig, load_section
 from lumde_ros.training.run import lr_factor
 
 
@@ -45,8 +46,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--apart", type=int, default=1, help="frames between the two of a pair, "
                     "training and held out (1: consecutive, as the odometry route's triplets)")
-    ap.add_argument("--refinements", type=int, help="pose_model.refinements instead of the "
-                    "config's")
+    ap.add_argument("--section", choices=("teacher", "distill"), default="teacher",
+                    help="whose pose network, at its rate: the teacher's or the student's")
+    ap.add_argument("--pose-model", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="pose_model settings instead of the config's, e.g. refinements=2")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -59,10 +62,11 @@ def main() -> None:
     held_out = [torch.cat(x) for x in zip(*recordings)]
     both = torch.stack([first, second], 1)  # (N, 2, 3, H, W): a pair mirrors as one
     del first, second  # `both` holds them
-    config = load_section("teacher", TeacherConfig).with_steps(args.steps)
+    config = load_section(args.section, {"teacher": TeacherConfig, "distill": DistillConfig}[
+        args.section]).with_steps(args.steps)
     pose_model = dict(config.pose_model)
-    if args.refinements is not None:
-        pose_model["refinements"] = args.refinements
+    pose_model.update((key, yaml.safe_load(value)) for key, value in (
+        item.split("=", 1) for item in args.pose_model))
     net = construct(PoseNet, pose_model)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.run.learning_rate)
     batch = 2 * config.run.batch_size  # a triplet gives the pose network two pairs
