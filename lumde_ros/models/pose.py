@@ -39,14 +39,17 @@ def correlation(first: torch.Tensor, second: torch.Tensor, radius: int) -> torch
     """How well each cell of `first` (B, C, h, w) matches `second` at every offset within
     `radius` cells, (B, (2r+1)^2, h, w), offsets row by row; both are made zero-mean and
     unit-length over channels first, so a match is a cosine in [-1, 1] whatever the
-    brightness (a plain product is dominated by the mean activation). Offsets that leave
-    `second` match zeros."""
+    brightness (a plain product is dominated by the mean activation). An offset that leaves
+    `second` scores -1, the worst match: at 0 it would outscore the cell's unlike
+    neighbours (cosines below 0) and pull its flow towards the border."""
     first, second = (x - x.mean(1, keepdim=True) for x in (first, second))
     first, second = (x / x.norm(dim=1, keepdim=True).clamp_min(1e-6) for x in (first, second))
     height, width = first.shape[-2:]
     padded = nn.functional.pad(second, (radius,) * 4)
+    inside = nn.functional.pad(second.new_ones(height, width), (radius,) * 4)
     side = 2 * radius + 1
     return torch.stack([(first * padded[:, :, dy:dy + height, dx:dx + width]).sum(1)
+                        + inside[dy:dy + height, dx:dx + width] - 1
                         for dy in range(side) for dx in range(side)], dim=1)
 
 
@@ -136,11 +139,14 @@ class PoseNet(nn.Module):
     and PWC-Net build).
 
     The rotation is fitted, not learned (`rotation_from_flow`): each cell's flow is where
-    its matches peak (`matched_flow`, softmax at a learned `temperature`). A softmax's
-    mean leans toward the middle of the offsets, so the fit then repeats `refinements`
-    times on the source turned back by the rotation found (`warp` at any depth, no
-    translation), where what is left to find is small and the mean unbiased: SC-DepthV2's
-    rectify-first idea, applied to the pose.
+    its matches peak (`matched_flow`, softmax at a learned `temperature`). A fit sees no
+    further than `radius` cells, so the first compares cells `coarse` times larger (the
+    encodings average-pooled, as PWC-Net goes coarse to fine) and reaches `coarse` times
+    further. It is coarse, and a softmax's mean leans toward the middle of the offsets, so
+    the fit is repeated `refinements` times on the source turned back by the rotation found
+    so far (`warp` at any depth, no translation), on the full cells, where what is left to
+    find is small and the mean unbiased: SC-DepthV2's rectify-first idea, applied to the
+    pose.
 
     The translation is learned: from the comparison and each cell's viewing direction
     (`cell_rays`) through stride-2 layers (`channels`) whose average is the motion. Why not
@@ -150,13 +156,14 @@ class PoseNet(nn.Module):
 
     def __init__(self, features: tuple[int, ...] = (16, 32), radius: int = 5,
                  channels: tuple[int, ...] = (64, 128, 256, 256), temperature: float = 20.0,
-                 refinements: int = 1) -> None:
+                 coarse: int = 4, refinements: int = 1) -> None:
         super().__init__()
-        if not features or not channels or radius < 1 or refinements < 0:
-            raise ValueError("features and channels need a layer each, radius at least 1, "
-                             "refinements at least 0")
+        if not features or not channels or radius < 1 or coarse < 1 or refinements < 0:
+            raise ValueError("features and channels need a layer each, radius and coarse at "
+                             "least 1, refinements at least 0")
         self.encoder = _halvings(3, features)
         self.radius = radius
+        self.coarse = coarse
         self.refinements = refinements
         self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
         self.motion = _halvings((2 * radius + 1) ** 2 + 2, channels)
@@ -171,18 +178,22 @@ class PoseNet(nn.Module):
     def forward(self, target: torch.Tensor, source: torch.Tensor,
                 k: torch.Tensor) -> PoseOutput:
         """target, source: RGB (B, 3, H, W) in [0, 1]; k: their camera matrices (B, 3, 3)."""
+        size = target.shape[-2:]
         first, second = self.encoder(standardized(torch.cat([target, source]))).chunk(2)
         matches = correlation(first, second, self.radius)
-        rays = cell_rays(k, target.shape[-2:], matches.shape[-2:]).to(matches.dtype)
+        rays = cell_rays(k, size, matches.shape[-2:]).to(matches.dtype)
         translation = self.head(self.motion(torch.cat([matches, rays], dim=1))).mean(
             dim=(2, 3)) * POSE_SCALE
-        axis_angle = self._rotation(matches, rays, k, translation, target.shape[-2:])
+        if self.coarse > 1:
+            matches = correlation(*(nn.functional.avg_pool2d(x, self.coarse, ceil_mode=True)
+                                    for x in (first, second)), self.radius)
+        axis_angle = self._rotation(matches, cell_rays(k, size, matches.shape[-2:]).to(
+            matches.dtype), k, translation, size)
         for _ in range(self.refinements):
             turned = pose_from_vector(axis_angle.detach(), torch.zeros_like(translation))
             back, _ = warp(source, torch.ones_like(source[:, :1]), turned, k)
             matches = correlation(first, self.encoder(standardized(back)), self.radius)
-            axis_angle = axis_angle + self._rotation(matches, rays, k, translation,
-                                                     target.shape[-2:])
+            axis_angle = axis_angle + self._rotation(matches, rays, k, translation, size)
         return PoseOutput(axis_angle=axis_angle, translation=translation)
 
     def _rotation(self, matches: torch.Tensor, rays: torch.Tensor, k: torch.Tensor,

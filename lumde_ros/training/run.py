@@ -46,7 +46,8 @@ STATE_FORMAT = "lumde_ros.training_state"
 # 4: data.floor_prior_dropout.
 # 5: PoseNet compares the two frames' encodings (pose_model features, radius, channels), given K.
 # 6: PoseNet fits the rotation to the matches (pose_model temperature, refinements).
-STATE_VERSION = 6
+# 7: PoseNet's first fit is on coarse cells (pose_model coarse).
+STATE_VERSION = 7
 PREVIEWS = 3
 
 

@@ -100,6 +100,11 @@ def test_correlation_peaks_at_the_shift_whatever_the_brightness():
     best = inner.argmax(0)
     assert (best == (3 + 1) * 7 + (3 + 2)).all()  # offset (dy, dx) = (1, 2), row by row
     assert torch.allclose(inner.amax(0), torch.ones_like(best, dtype=torch.float), atol=1e-5)
+    # An offset off the image is the worst match, never a neutral 0 that outscores unlike
+    # cells: the top-left cell cannot have moved up or left.
+    corner = matches[0, :, 0, 0].view(7, 7)  # (dy, dx) from -3 to 3
+    assert (corner[:3] == -1).all() and (corner[:, :3] == -1).all()
+    assert (corner[3:, 3:] > -1).all()
 
 
 def test_pose_net_refuses_an_empty_layer_list():
@@ -107,6 +112,8 @@ def test_pose_net_refuses_an_empty_layer_list():
         PoseNet(features=(), radius=4)
     with pytest.raises(ValueError, match="refinements"):
         PoseNet(refinements=-1)
+    with pytest.raises(ValueError, match="coarse"):
+        PoseNet(coarse=0)
 
 
 def test_cell_rays_are_the_directions_through_the_cells_centres():
