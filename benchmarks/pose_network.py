@@ -5,7 +5,8 @@ supervises it (`motion_error`, random flips with the motion mirrored, Adam at th
 rate and decay), and prints its yaw slope and correlation against odometry (#21's figures)
 on pairs of its own training recordings and on held-out recordings of the evaluation split,
 every few hundred steps. A network that memorises scores well on the first and near 0 on
-the second. At the end, the same per held-out recording. `--apart` pairs frames further
+the second. At the end, the same per held-out recording, and the turn it reads from each
+held-out frame against itself (a robot standing still). `--apart` pairs frames further
 apart than consecutive ones: larger motions, as keyframes and a hand-held camera give.
 
     .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
@@ -18,6 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from training_runs import simulate
@@ -65,8 +67,11 @@ def main() -> None:
     config = load_section(args.section, {"teacher": TeacherConfig, "distill": DistillConfig}[
         args.section]).with_steps(args.steps)
     pose_model = dict(config.pose_model)
-    pose_model.update((key, yaml.safe_load(value)) for key, value in (
-        item.split("=", 1) for item in args.pose_model))
+    for item in args.pose_model:
+        key, equals, value = item.partition("=")
+        if not equals:
+            ap.error(f"--pose-model takes KEY=VALUE, not {item!r}")
+        pose_model[key] = yaml.safe_load(value)
     net = construct(PoseNet, pose_model)
     optimiser = torch.optim.Adam(net.parameters(), lr=config.run.learning_rate)
     batch = 2 * config.run.batch_size  # a triplet gives the pose network two pairs
@@ -101,6 +106,11 @@ def main() -> None:
         fit = yaw_fit(truth, found)
         print(f"{seed} | {len(truth)} | {fit['slope']:.2f}, {fit['correlation']:.2f} | "
               f"{truth.std():.2f} deg")
+    # A robot standing still: each held-out frame against itself should be no turn at all.
+    first, _, k, motions = held_out
+    _, standing = pose_yaws(net, first, first, k, motions)
+    print(f"the same frame twice, {len(standing)} held out: yaw found |median| "
+          f"{np.median(np.abs(standing)):.3f} deg, largest {np.abs(standing).max():.3f} deg")
 
 
 if __name__ == "__main__":

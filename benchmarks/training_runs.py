@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lumde_ros.evaluation import (CAMERA_HEIGHT, CONSTANT, METRICS, frame_pairs,
                                   pose_yaws, yaw_fit)
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.sim.world import load_sim_config, split_name
-from lumde_ros.training.run import STATE_FILE
+from lumde_ros.training.run import read_state
 
 MIN_DEPTH_M, MAX_DEPTH_M = 0.1, 10.0
 PROTOCOLS = ("median_scaled", "unscaled")
@@ -131,7 +130,7 @@ def table_header(title: str, width: int = 34) -> str:
 def yaw_agreement(run: Path, bags: list[Path]) -> dict[str, float]:
     """A run's pose network (its state, `run`/state.pt) against odometry on consecutive
     frames of `bags` (`yaw_fit`)."""
-    state = torch.load(run / STATE_FILE, map_location="cpu", weights_only=False)
+    state = read_state(run)  # refuses a state of another version: its pose network differs
     config = state["config"]
     net = construct(PoseNet, config["pose_model"])
     net.load_state_dict(state["modules"]["pose"])

@@ -240,6 +240,8 @@ def frame_pairs(bags: list[Path], size: tuple[int, int], apart: int = 1
     from lumde_ros.data import Recording
     from lumde_ros.inference import resize_image
 
+    if apart < 1:
+        raise ValueError(f"frames of a pair must be at least 1 apart, not {apart}")
     first, second, k, motions = [], [], [], []
     for bag in bags:
         with Recording(bag) as recording:

@@ -185,7 +185,11 @@ class PoseNet(nn.Module):
         translation = self.head(self.motion(torch.cat([matches, rays], dim=1))).mean(
             dim=(2, 3)) * POSE_SCALE
         if self.coarse > 1:
-            matches = correlation(*(nn.functional.avg_pool2d(x, self.coarse, ceil_mode=True)
+            if any(n % self.coarse for n in first.shape[-2:]):
+                raise ValueError(f"{tuple(first.shape[-2:])} cells do not pool by coarse="
+                                 f"{self.coarse}: use an image size that divides by "
+                                 f"{self.coarse * size[-1] // first.shape[-1]} pixels")
+            matches = correlation(*(nn.functional.avg_pool2d(x, self.coarse)
                                     for x in (first, second)), self.radius)
         axis_angle = self._rotation(matches, cell_rays(k, size, matches.shape[-2:]).to(
             matches.dtype), k, translation, size)

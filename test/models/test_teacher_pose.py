@@ -33,9 +33,23 @@ def test_pose_net_starts_near_identity_and_learns():
     assert 0 < out.translation.abs().max() < 0.01
     (out.translation.sum() + out.axis_angle.sum()).backward()
     assert all(p.grad is not None for p in net.parameters())
-    # the same frame twice: every cell matches where it is, so the fitted rotation is none
-    still = net.eval()(a, a, k).axis_angle
-    assert still.abs().max() < 1e-3
+
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_same_frame_twice_is_no_turn(seed: int):
+    """Every cell matches where it is. On the full cells that gives no rotation (below 4e-5
+    rad). An untrained coarse fit, on 4 x 6 cells that all match about as well everywhere,
+    leans: the offsets of a cell at the border that stay inside all lie inwards. It reads up
+    to 0.026 rad over 40 seeds, which the untrained fine fit does not take back; what a
+    trained one reads, `benchmarks/pose_network.py` prints."""
+    torch.manual_seed(seed)
+    image = torch.rand(2, 3, 64, 96)
+    k = torch.tensor([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]]).expand(2, 3, 3)
+    with torch.no_grad():
+        fine, coarse = (PoseNet(coarse=c).eval()(image, image, k).axis_angle for c in (1, 4))
+    assert fine.abs().max() < 1e-4
+    assert coarse.abs().max() < 0.05
 
 
 def _motion_field(axis_angle: torch.Tensor, translation: torch.Tensor, depth: torch.Tensor,
@@ -107,13 +121,19 @@ def test_correlation_peaks_at_the_shift_whatever_the_brightness():
     assert (corner[3:, 3:] > -1).all()
 
 
-def test_pose_net_refuses_an_empty_layer_list():
+def test_pose_net_refuses_settings_it_cannot_use():
     with pytest.raises(ValueError, match="radius"):
         PoseNet(features=(), radius=4)
     with pytest.raises(ValueError, match="refinements"):
         PoseNet(refinements=-1)
     with pytest.raises(ValueError, match="coarse"):
         PoseNet(coarse=0)
+    # 64x96 pixels are 16x24 cells of 4: they pool by 4 and 8, not by 3 (nor 5)
+    k = torch.tensor([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]]).expand(1, 3, 3)
+    image = torch.rand(1, 3, 64, 96)
+    with pytest.raises(ValueError, match="divides by 12 pixels"):
+        PoseNet(coarse=3).eval()(image, image, k)
+    assert PoseNet(coarse=8).eval()(image, image, k).axis_angle.shape == (1, 3)
 
 
 def test_cell_rays_are_the_directions_through_the_cells_centres():
