@@ -184,15 +184,16 @@ class PoseNet(nn.Module):
         rays = cell_rays(k, size, matches.shape[-2:]).to(matches.dtype)
         translation = self.head(self.motion(torch.cat([matches, rays], dim=1))).mean(
             dim=(2, 3)) * POSE_SCALE
+        coarse, coarse_rays = matches, rays  # the first fit's cells: the full ones if coarse=1
         if self.coarse > 1:
             if any(n % self.coarse for n in first.shape[-2:]):
                 raise ValueError(f"{tuple(first.shape[-2:])} cells do not pool by coarse="
                                  f"{self.coarse}: use an image size that divides by "
                                  f"{self.coarse * size[-1] // first.shape[-1]} pixels")
-            matches = correlation(*(nn.functional.avg_pool2d(x, self.coarse)
-                                    for x in (first, second)), self.radius)
-        axis_angle = self._rotation(matches, cell_rays(k, size, matches.shape[-2:]).to(
-            matches.dtype), k, translation, size)
+            coarse = correlation(*(nn.functional.avg_pool2d(x, self.coarse)
+                                   for x in (first, second)), self.radius)
+            coarse_rays = cell_rays(k, size, coarse.shape[-2:]).to(coarse.dtype)
+        axis_angle = self._rotation(coarse, coarse_rays, k, translation, size)
         for _ in range(self.refinements):
             turned = pose_from_vector(axis_angle.detach(), torch.zeros_like(translation))
             back, _ = warp(source, torch.ones_like(source[:, :1]), turned, k)

@@ -5,6 +5,9 @@ from lumde_ros.geometry import pose_from_vector
 from lumde_ros.models import PoseNet, StudentDepthNet, TeacherDepthNet, count_macs
 from lumde_ros.models.pose import cell_rays, correlation, matched_flow, rotation_from_flow
 
+# A 64x96 image's camera (80-pixel focal length, centred).
+K_64X96 = torch.tensor([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]])
+
 
 def test_teacher_outputs_four_scales_full_resolution_first():
     net = TeacherDepthNet(num_layers=18, enc_channels=(16, 16, 32, 64, 128),
@@ -26,14 +29,13 @@ def test_student_costs_at_most_five_percent_of_the_default_teacher():
 def test_pose_net_starts_near_identity_and_learns():
     net = PoseNet()
     a, b = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
-    k = torch.tensor([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]]).expand(2, 3, 3)
+    k = K_64X96.expand(2, 3, 3)
     out = net(a, b, k)
     assert out.axis_angle.shape == (2, 3) and out.translation.shape == (2, 3)
     # near the identity, but not exactly: there auto-masking would hide every pixel
     assert 0 < out.translation.abs().max() < 0.01
     (out.translation.sum() + out.axis_angle.sum()).backward()
     assert all(p.grad is not None for p in net.parameters())
-
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -45,7 +47,7 @@ def test_the_same_frame_twice_is_no_turn(seed: int):
     trained one reads, `benchmarks/pose_network.py` prints."""
     torch.manual_seed(seed)
     image = torch.rand(2, 3, 64, 96)
-    k = torch.tensor([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]]).expand(2, 3, 3)
+    k = K_64X96.expand(2, 3, 3)
     with torch.no_grad():
         fine, coarse = (PoseNet(coarse=c).eval()(image, image, k).axis_angle for c in (1, 4))
     assert fine.abs().max() < 1e-4
@@ -129,7 +131,7 @@ def test_pose_net_refuses_settings_it_cannot_use():
     with pytest.raises(ValueError, match="coarse"):
         PoseNet(coarse=0)
     # 64x96 pixels are 16x24 cells of 4: they pool by 4 and 8, not by 3 (nor 5)
-    k = torch.tensor([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]]).expand(1, 3, 3)
+    k = K_64X96.expand(1, 3, 3)
     image = torch.rand(1, 3, 64, 96)
     with pytest.raises(ValueError, match="divides by 12 pixels"):
         PoseNet(coarse=3).eval()(image, image, k)
