@@ -5,9 +5,11 @@ supervises it (`motion_error`, random flips with the motion mirrored, Adam at th
 rate and decay), and prints its yaw slope and correlation against odometry (#21's figures)
 on pairs of its own training recordings and on held-out recordings of the evaluation split,
 every few hundred steps. A network that memorises scores well on the first and near 0 on
-the second. At the end, the same per held-out recording, and the turn it reads from each
-held-out frame against itself (a robot standing still). `--apart` pairs frames further
-apart than consecutive ones: larger motions, as keyframes and a hand-held camera give.
+the second. At the end, the same per held-out recording, the turn it reads from each
+held-out frame against itself (a robot standing still), and from each held-out frame turned
+by a known angle (a pure turn: no parallax, nothing occluded, so a shortfall there is the
+matching's). `--apart` pairs frames further apart than consecutive ones: larger motions, as
+keyframes and a hand-held camera give.
 
     .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
 
@@ -26,7 +28,7 @@ from training_runs import simulate
 
 from lumde_ros.data.triplets import mirrored
 from lumde_ros.evaluation import frame_pairs, pose_yaws, yaw_fit
-from lumde_ros.geometry import pose_from_vector
+from lumde_ros.geometry import pose_from_vector, warp
 from lumde_ros.losses.self_supervised import motion_error
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.sim.recording import EVAL_SEED_START
@@ -111,6 +113,16 @@ def main() -> None:
     _, standing = pose_yaws(net, first, first, k, motions)
     print(f"the same frame twice, {len(standing)} held out: yaw found |median| "
           f"{np.median(np.abs(standing)):.3f} deg, largest {np.abs(standing).max():.3f} deg")
+    # The same frame turned by a known yaw (no parallax, nothing occluded): what the network
+    # reads of a pure turn of each size, which the slope above mixes with everything else.
+    print("each held-out frame turned by | median turn read | its ratio")
+    for degrees in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
+        turn = torch.zeros(len(first), 3)
+        turn[:, 1] = -np.radians(degrees)  # warped through the opposite turn, `turned`
+        motion = pose_from_vector(turn, torch.zeros_like(turn))
+        turned, _ = warp(first, torch.ones_like(first[:, :1]), motion, k)  # is turned by it
+        _, read = pose_yaws(net, first, turned, k, torch.linalg.inv(motion))
+        print(f"{degrees:g} deg | {np.median(read):.3f} deg | {np.median(read) / degrees:.2f}")
 
 
 if __name__ == "__main__":
