@@ -146,7 +146,7 @@ class PoseNet(nn.Module):
     the fit is repeated `refinements` times on the source turned back by the rotation found
     so far (`warp` at any depth, no translation), on the full cells, where what is left to
     find is small and the mean unbiased: SC-DepthV2's rectify-first idea, applied to the
-    pose.
+    pose. No fit uses the cells on the grid's border (`_rotation` says why).
 
     The translation is learned: from the comparison and each cell's viewing direction
     (`cell_rays`) through stride-2 layers (`channels`) whose average is the motion. Why not
@@ -185,11 +185,16 @@ class PoseNet(nn.Module):
         translation = self.head(self.motion(torch.cat([matches, rays], dim=1))).mean(
             dim=(2, 3)) * POSE_SCALE
         coarse, coarse_rays = matches, rays  # the first fit's cells: the full ones if coarse=1
+        cell = size[-1] // first.shape[-1]
+        if min(first.shape[-2:]) < 3 * self.coarse:
+            raise ValueError(f"{tuple(first.shape[-2:])} cells pooled by coarse={self.coarse} "
+                             "leave no cells inside the border to fit: use an image of at "
+                             f"least {3 * self.coarse * cell} pixels each way")
         if self.coarse > 1:
             if any(n % self.coarse for n in first.shape[-2:]):
                 raise ValueError(f"{tuple(first.shape[-2:])} cells do not pool by coarse="
                                  f"{self.coarse}: use an image size that divides by "
-                                 f"{self.coarse * size[-1] // first.shape[-1]} pixels")
+                                 f"{self.coarse * cell} pixels")
             coarse = correlation(*(nn.functional.avg_pool2d(x, self.coarse)
                                    for x in (first, second)), self.radius)
             coarse_rays = cell_rays(k, size, coarse.shape[-2:]).to(coarse.dtype)
@@ -211,4 +216,9 @@ class PoseNet(nn.Module):
         covariance = (covariance + MATCH_FLOOR_CELLS ** 2 * torch.eye(2, dtype=flow.dtype,
                                                                       device=flow.device))
         covariance = covariance * unit[..., :, None] * unit[..., None, :]
-        return rotation_from_flow(flow * unit, covariance, rays, translation)
+        # The border cells are left out: the encoder's zero padding marks them, so each
+        # matches itself where it is, confidently, whatever the turn (a trained network's
+        # border held 24-64 % of the fit's weight and read a turn as none; README, #21).
+        inner = (slice(None), slice(1, -1), slice(1, -1))
+        return rotation_from_flow((flow * unit)[inner], covariance[inner],
+                                  rays[:, :, 1:-1, 1:-1], translation)

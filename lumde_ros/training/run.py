@@ -47,7 +47,8 @@ STATE_FORMAT = "lumde_ros.training_state"
 # 5: PoseNet compares the two frames' encodings (pose_model features, radius, channels), given K.
 # 6: PoseNet fits the rotation to the matches (pose_model temperature, refinements).
 # 7: PoseNet's first fit is on coarse cells (pose_model coarse).
-STATE_VERSION = 7
+# 8: PoseNet's rotation fits leave the border cells out.
+STATE_VERSION = 8
 PREVIEWS = 3
 
 
