@@ -7,9 +7,9 @@ on pairs of its own training recordings and on held-out recordings of the evalua
 every few hundred steps. A network that memorises scores well on the first and near 0 on
 the second. At the end, the same per held-out recording, the turn it reads from each
 held-out frame against itself (a robot standing still), and from each held-out frame turned
-by a known angle (a pure turn: no parallax, nothing occluded, so a shortfall there is the
-matching's). `--apart` pairs frames further apart than consecutive ones: larger motions, as
-keyframes and a hand-held camera give.
+by a known angle (a pure turn: no parallax, only a strip of smeared edge entering at the
+side, so a shortfall there is the matching's). `--apart` pairs frames further apart than
+consecutive ones: larger motions, as keyframes and a hand-held camera give.
 
     .venv/bin/python benchmarks/pose_network.py --work /tmp/pose-bench [--train-bags 60]
 
@@ -113,8 +113,9 @@ def main() -> None:
     _, standing = pose_yaws(net, first, first, k, motions)
     print(f"the same frame twice, {len(standing)} held out: yaw found |median| "
           f"{np.median(np.abs(standing)):.3f} deg, largest {np.abs(standing).max():.3f} deg")
-    # The same frame turned by a known yaw (no parallax, nothing occluded): what the network
-    # reads of a pure turn of each size, which the slope above mixes with everything else.
+    # The same frame turned by a known yaw (no parallax; a smeared strip enters at the side):
+    # what the network reads of a pure turn of each size, which the slope above mixes with
+    # everything else.
     print("each held-out frame turned by | median turn read | its ratio")
     for degrees in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
         turn = torch.zeros(len(first), 3)

@@ -185,7 +185,7 @@ class PoseNet(nn.Module):
         translation = self.head(self.motion(torch.cat([matches, rays], dim=1))).mean(
             dim=(2, 3)) * POSE_SCALE
         coarse, coarse_rays = matches, rays  # the first fit's cells: the full ones if coarse=1
-        cell = size[-1] // first.shape[-1]
+        cell = 2 ** len(self.encoder)  # pixels per cell (the stride-2 layers round up)
         if min(first.shape[-2:]) < 3 * self.coarse:
             raise ValueError(f"{tuple(first.shape[-2:])} cells pooled by coarse={self.coarse} "
                              "leave no cells inside the border to fit: use an image of at "

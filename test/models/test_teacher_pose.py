@@ -166,6 +166,10 @@ def test_pose_net_refuses_settings_it_cannot_use():
     with pytest.raises(ValueError, match="at least 96 pixels each way"):
         PoseNet(coarse=8).eval()(image, image, k)
     assert PoseNet(coarse=4).eval()(image, image, k).axis_angle.shape == (1, 3)
+    # 8 x 12 pixels are 2 x 3 cells of 4: none inside the border even without pooling
+    small = torch.rand(1, 3, 8, 12)
+    with pytest.raises(ValueError, match="at least 12 pixels each way"):
+        PoseNet(coarse=1).eval()(small, small, k)
 
 
 def test_cell_rays_are_the_directions_through_the_cells_centres():
