@@ -60,8 +60,9 @@ def test_the_same_frame_twice_is_no_turn(seed: int):
 
 def test_a_known_turn_is_read_at_its_size():
     """Textured images turned about the vertical by a known angle (no parallax), read by
-    untrained networks (8 seeds; 3, 5 and 8 degrees, 5 to 14 pixels): each within 30 % of the
-    turn, and their median within 10 % (measured 0.80-1.13, median 0.95). The border cells,
+    untrained networks (8 seeds; 3, 5 and 8 degrees, 5 to 14 pixels): each within 40 % of the
+    turn, and their median within 10 % (measured 0.80-1.13, median 0.95; over 40 seeds the
+    lowest was 0.67). The border cells,
     which zero padding marks, match themselves where they are; left in the fit, they pulled
     the same readings to 0.51-0.99, median 0.81."""
     ratios = []
@@ -77,7 +78,7 @@ def test_a_known_turn_is_read_at_its_size():
             with torch.no_grad():
                 read = net(image, turned, K_96X128[None]).axis_angle[0, 1]
             ratios.append(math.degrees(read) / degrees)
-    assert min(ratios) > 0.7 and max(ratios) < 1.3
+    assert min(ratios) > 0.6 and max(ratios) < 1.4
     assert abs(sorted(ratios)[len(ratios) // 2] - 1) < 0.1
 
 
