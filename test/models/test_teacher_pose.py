@@ -62,9 +62,8 @@ def test_a_known_turn_is_read_at_its_size():
     """Textured images turned about the vertical by a known angle (no parallax), read by
     untrained networks (8 seeds; 3, 5 and 8 degrees, 5 to 14 pixels): each within 40 % of the
     turn, and their median within 10 % (measured 0.80-1.13, median 0.95; over 40 seeds the
-    lowest was 0.67). The border cells,
-    which zero padding marks, match themselves where they are; left in the fit, they pulled
-    the same readings to 0.51-0.99, median 0.81."""
+    lowest was 0.67). The border cells, which zero padding marks, match themselves where
+    they are; left in the fit, they pulled the same readings to 0.51-0.99, median 0.81."""
     ratios = []
     for seed in range(8):
         torch.manual_seed(seed)
