@@ -28,7 +28,7 @@ from training_runs import simulate
 
 from lumde_ros.data.triplets import mirrored
 from lumde_ros.evaluation import frame_pairs, pose_yaws, yaw_fit
-from lumde_ros.geometry import pose_from_vector, warp
+from lumde_ros.geometry import pose_from_vector, turned_view
 from lumde_ros.losses.self_supervised import motion_error
 from lumde_ros.models import PoseNet, construct
 from lumde_ros.sim.recording import EVAL_SEED_START
@@ -119,10 +119,10 @@ def main() -> None:
     print("each held-out frame turned by | median turn read | its ratio")
     for degrees in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
         turn = torch.zeros(len(first), 3)
-        turn[:, 1] = -np.radians(degrees)  # warped through the opposite turn, `turned`
-        motion = pose_from_vector(turn, torch.zeros_like(turn))
-        turned, _ = warp(first, torch.ones_like(first[:, :1]), motion, k)  # is turned by it
-        _, read = pose_yaws(net, first, turned, k, torch.linalg.inv(motion))
+        turn[:, 1] = np.radians(degrees)
+        # viewed through the opposite turn, `first` is what a camera turned by `turn` sees
+        turned = turned_view(first, -turn, k)
+        _, read = pose_yaws(net, first, turned, k, pose_from_vector(turn, torch.zeros_like(turn)))
         print(f"{degrees:g} deg | {np.median(read):.3f} deg | {np.median(read) / degrees:.2f}")
 
 

@@ -193,6 +193,15 @@ def warp(source: torch.Tensor, depth: torch.Tensor, target_to_source: torch.Tens
     return image, inside.to(source.dtype)
 
 
+def turned_view(source: torch.Tensor, axis_angle: torch.Tensor, k: torch.Tensor
+                ) -> torch.Tensor:
+    """`source` (B, C, H, W) as a camera turned by `axis_angle` (B, 3; target -> source, no
+    translation) would see it: a turn moves every pixel the same at any depth, so `warp` at
+    unit depth is exact (pixels that come into view take the border's colours)."""
+    motion = pose_from_vector(axis_angle, torch.zeros_like(axis_angle))
+    return warp(source, torch.ones_like(source[:, :1]), motion, k)[0]
+
+
 # The floor prior's channels: the floor's inverse depth, and whether it is known.
 FLOOR_PRIOR_CHANNELS = 2
 # Inverse depth (1/m) the floor prior saturates at (a floor 0.2 m away).

@@ -6,7 +6,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from lumde_ros.geometry import pose_from_vector, warp
+from lumde_ros.geometry import turned_view
 from lumde_ros.models.blocks import conv_bn_act
 
 # Output gain: a frame-to-frame robot translation (centimetres) is then an activation of
@@ -144,7 +144,7 @@ class PoseNet(nn.Module):
     encodings average-pooled, as PWC-Net goes coarse to fine) and reaches `coarse` times
     further. It is coarse, and a softmax's mean leans toward the middle of the offsets, so
     the fit is repeated `refinements` times on the source turned back by the rotation found
-    so far (`warp` at any depth, no translation), on the full cells, where what is left to
+    so far (`turned_view`: at any depth, no translation), on the full cells, where what is left to
     find is small and the mean unbiased: SC-DepthV2's rectify-first idea, applied to the
     pose. No fit uses the cells on the grid's border (`_rotation` says why).
 
@@ -200,8 +200,7 @@ class PoseNet(nn.Module):
             coarse_rays = cell_rays(k, size, coarse.shape[-2:]).to(coarse.dtype)
         axis_angle = self._rotation(coarse, coarse_rays, k, translation, size)
         for _ in range(self.refinements):
-            turned = pose_from_vector(axis_angle.detach(), torch.zeros_like(translation))
-            back, _ = warp(source, torch.ones_like(source[:, :1]), turned, k)
+            back = turned_view(source, axis_angle.detach(), k)
             matches = correlation(first, self.encoder(standardized(back)), self.radius)
             axis_angle = axis_angle + self._rotation(matches, rays, k, translation, size)
         return PoseOutput(axis_angle=axis_angle, translation=translation)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from lumde_ros.geometry import pose_from_vector, warp
+from lumde_ros.geometry import pose_from_vector, turned_view
 from lumde_ros.models import PoseNet, StudentDepthNet, TeacherDepthNet, count_macs
 from lumde_ros.models.pose import cell_rays, correlation, matched_flow, rotation_from_flow
 
@@ -71,9 +71,9 @@ def test_a_known_turn_is_read_at_its_size():
                                           mode="bilinear", align_corners=False)
         net = PoseNet().eval()
         for degrees in (3.0, 5.0, 8.0):
-            turn = torch.tensor([[0.0, -math.radians(degrees), 0.0]])  # target -> source
-            turned, _ = warp(image, torch.ones_like(image[:, :1]),
-                             pose_from_vector(turn, torch.zeros(1, 3)), K_96X128[None])
+            # viewed through the opposite turn: what a camera turned by `degrees` sees
+            turned = turned_view(image, torch.tensor([[0.0, -math.radians(degrees), 0.0]]),
+                                 K_96X128[None])
             with torch.no_grad():
                 read = net(image, turned, K_96X128[None]).axis_angle[0, 1]
             ratios.append(math.degrees(read) / degrees)
